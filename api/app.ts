@@ -1,0 +1,79 @@
+/**
+ * The agent's HTTP API, versioned under /v1: small Hono routers chained into
+ * one app, the bearer token on every route but /healthz, and one error
+ * handler that answers problem+json.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ agent, token })
+ * const res = await app.request('/v1/peers', { headers: { authorization: `Bearer ${token}` } })
+ * ```
+ */
+import { Hono } from 'hono'
+import { z } from 'zod'
+import { requireToken } from './auth.ts'
+import { ApiError, problem, toProblem } from './problem.ts'
+import type { Agent } from '../node/agent.ts'
+
+/** What the API needs of the agent. */
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'>
+
+export interface AppInit {
+  agent: ApiAgent
+  token: string
+  /** Called after a leave was accepted and answered, to stop the process. */
+  onLeave?: () => void
+}
+
+const JoinBody = z.strictObject({ addr: z.string().min(1).max(1024) })
+
+async function readJson (req: { json: () => Promise<unknown> }): Promise<unknown> {
+  try {
+    return await req.json()
+  } catch {
+    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', 'the body is not JSON')
+  }
+}
+
+function parseBody<T> (schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const where = issue == null || issue.path.length === 0 ? 'body' : `body.${issue.path.join('.')}`
+    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${where}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
+
+export function createApp (init: AppInit) {
+  const { agent } = init
+
+  const health = new Hono()
+    .get('/healthz', (c) => c.json({ status: 'ok', peerId: agent.peerId }))
+
+  const v1 = new Hono()
+    .use(requireToken({ token: init.token }))
+    .get('/node', (c) => c.json(agent.info()))
+    .get('/peers', (c) => c.json({ peers: agent.peers() }))
+    .get('/containers', (c) => c.json({ containers: agent.containers(c.req.query('match')) }))
+    .post('/mesh/join', async (c) => {
+      const body = parseBody(JoinBody, await readJson(c.req))
+      return c.json(await agent.join(body.addr))
+    })
+    .post('/mesh/leave', (c) => {
+      // answer first, then leave: the caller learns the leave was accepted
+      setTimeout(() => {
+        void agent.leave().finally(() => init.onLeave?.())
+      }, 10)
+      return c.json({ leaving: true, peerId: agent.peerId }, 202)
+    })
+
+  const app = new Hono()
+    .route('/', health)
+    .route('/v1', v1)
+  app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))
+  app.onError((err, c) => toProblem(err, c))
+  return app
+}
+
+export type App = ReturnType<typeof createApp>

@@ -1,0 +1,235 @@
+/**
+ * The agent: one per host. It assembles its components around the data dir —
+ * identity and swarm key, LevelDB store, container runtime, libp2p node,
+ * gossip — starts them in order, stops them in reverse, and offers the public
+ * interface that the HTTP API and the CLI use.
+ */
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { TOPIC_PREFIX, type Capacity, type ContainerEntry, type NodeStatus } from '../protocols/node-state/index.ts'
+import { loadSecrets, STORE_DIR } from './data-dir.ts'
+import { InvalidPatternError, NotRunningError } from './errors.ts'
+import { createLogger, errorMessage, type Logger } from './logger.ts'
+import { gossip as createGossip, type Gossip } from './mesh/gossip.ts'
+import { createMeshNode, type MeshNode } from './mesh/libp2p.ts'
+import { dockerRuntime } from './runtime/docker.ts'
+import { noRuntime } from './runtime/none.ts'
+import { createStore, type Store } from './store.ts'
+import type { AgentConfig } from './config.ts'
+import type { PeerStatus } from './mesh/view.ts'
+import type { ContainerRuntime } from './runtime/runtime.ts'
+
+export const VERSION = '0.1.0'
+
+export interface NodeInfo {
+  peerId: string
+  name: string
+  version: string
+  state: NodeStatus
+  addrs: string[]
+  runtime: string
+  capacity: Capacity
+  containers: number
+  startedAt: string
+  meshId: string
+}
+
+export interface PeerInfo {
+  peerId: string
+  name: string
+  status: PeerStatus
+  state: NodeStatus
+  connected: boolean
+  since: string
+  lastHeard: string
+  addrs: string[]
+  capacity: Capacity
+  containers: number
+}
+
+export interface MeshContainer extends ContainerEntry {
+  node: string
+  peerId: string
+}
+
+export interface Agent {
+  readonly config: AgentConfig
+  readonly peerId: string
+  /** Resolves when the agent has stopped, for whatever reason. */
+  readonly stopped: Promise<void>
+  start(): Promise<void>
+  /** Leave the mesh gracefully and stop. */
+  stop(): Promise<void>
+  info(): NodeInfo
+  peers(): PeerInfo[]
+  /** Containers of the whole mesh (this node and every live peer), filtered by a regexp on the name. */
+  containers(match?: string): MeshContainer[]
+  join(addr: string): Promise<{ peerId: string }>
+  /** Same as stop(): announce the leave, then stop. */
+  leave(): Promise<void>
+  /** The gossip service, for tests and benchmarks that watch the view. */
+  readonly gossip: Gossip
+}
+
+export interface AgentOptions {
+  logger?: Logger
+  /** Use this runtime instead of the one `config.dockerHost` names. */
+  runtime?: ContainerRuntime
+}
+
+/** The mesh id: a short hash of the swarm key, so meshes never share a topic. */
+export function meshIdOf (swarmKey: Uint8Array): string {
+  return createHash('sha256').update(swarmKey).digest('hex').slice(0, 16)
+}
+
+export function compilePattern (match: string | undefined): RegExp | undefined {
+  if (match == null || match === '') return undefined
+  try {
+    return new RegExp(match)
+  } catch (err) {
+    throw new InvalidPatternError(`"${match}" is not a regular expression: ${errorMessage(err)}`)
+  }
+}
+
+export async function createAgent (config: AgentConfig, options: AgentOptions = {}): Promise<Agent> {
+  const logger = options.logger ?? createLogger('goto')
+  const secrets = await loadSecrets(config.dataDir)
+  const meshId = meshIdOf(secrets.swarmKey)
+  const topic = `${TOPIC_PREFIX}/${meshId}/state/1`
+  const runtime = options.runtime ?? (config.dockerHost === 'none'
+    ? noRuntime(config.dataDir)
+    : dockerRuntime({ host: config.dockerHost, logger: logger.child('runtime') }))
+  const store: Store = createStore(join(config.dataDir, STORE_DIR))
+  const libp2p: MeshNode = await createMeshNode({
+    privateKey: secrets.privateKey,
+    swarmKey: secrets.swarmKey,
+    listen: config.listen,
+    announce: config.announce,
+    allowPeers: config.allowPeers,
+    topics: [topic]
+  })
+  const gossip = createGossip({
+    name: config.name,
+    topic,
+    timing: config.gossip,
+    bootstrap: config.bootstrap
+  })({ libp2p, runtime, store, logger: logger.child('mesh') })
+
+  let startedAt = new Date()
+  let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
+  let resolveStopped: () => void = () => {}
+  const stopped = new Promise<void>(resolve => { resolveStopped = resolve })
+  let stopping: Promise<void> | undefined
+
+  const agent: Agent = {
+    config,
+    peerId: libp2p.peerId.toString(),
+    stopped,
+    gossip,
+
+    async start () {
+      // in order: store, runtime, network, gossip; a failure undoes what started
+      const started: Array<() => Promise<void>> = []
+      try {
+        await store.open()
+        started.push(async () => { await store.close() })
+        await runtime.start()
+        started.push(async () => { await runtime.stop() })
+        await libp2p.start()
+        started.push(async () => { await libp2p.stop() })
+        await gossip.start()
+      } catch (err) {
+        for (const undo of started.reverse()) await undo().catch(() => {})
+        throw err
+      }
+      startedAt = new Date()
+      state = 'running'
+      logger.info('agent started', {
+        peer: agent.peerId,
+        name: config.name,
+        mesh: meshId,
+        runtime: runtime.description,
+        addrs: libp2p.getMultiaddrs().map(String).join(',')
+      })
+    },
+
+    async stop () {
+      if (stopping != null) return await stopping
+      if (state !== 'running') {
+        state = 'stopped'
+        resolveStopped()
+        return
+      }
+      state = 'stopping'
+      stopping = (async () => {
+        try {
+          await gossip.leave()
+        } catch (err) {
+          logger.warn('leave announcement failed', { error: errorMessage(err) })
+        }
+        await gossip.stop().catch(() => {})
+        await Promise.resolve(libp2p.stop()).catch((err: unknown) => { logger.warn('libp2p stop failed', { error: errorMessage(err) }) })
+        await runtime.stop().catch(() => {})
+        await store.close().catch(() => {})
+        state = 'stopped'
+        logger.info('agent stopped', { peer: agent.peerId })
+        resolveStopped()
+      })()
+      return await stopping
+    },
+
+    info () {
+      const local = gossip.localState()
+      return {
+        peerId: agent.peerId,
+        name: config.name,
+        version: VERSION,
+        state: local.state,
+        addrs: local.addrs,
+        runtime: local.runtime,
+        capacity: local.capacity,
+        containers: local.containers.length,
+        startedAt: startedAt.toISOString(),
+        meshId
+      }
+    },
+
+    peers () {
+      return gossip.view.peers().map(p => ({
+        peerId: p.peerId,
+        name: p.state.name,
+        status: p.status,
+        state: p.nodeStatus,
+        connected: p.connected,
+        since: new Date(p.since).toISOString(),
+        lastHeard: new Date(p.lastHeard).toISOString(),
+        addrs: p.state.addrs,
+        capacity: p.capacity,
+        containers: p.state.containers.length
+      })).sort((a, b) => a.name.localeCompare(b.name))
+    },
+
+    containers (match) {
+      const pattern = compilePattern(match)
+      const local = gossip.localState()
+      const all: MeshContainer[] = local.containers.map(c => ({ ...c, node: local.name, peerId: local.peerId }))
+      for (const peer of gossip.view.peers()) {
+        if (peer.status !== 'alive' && peer.status !== 'suspect') continue
+        for (const c of peer.state.containers) all.push({ ...c, node: peer.state.name, peerId: peer.peerId })
+      }
+      return all
+        .filter(c => pattern == null || pattern.test(c.name))
+        .sort((a, b) => a.node.localeCompare(b.node) || a.name.localeCompare(b.name))
+    },
+
+    async join (addr) {
+      if (state !== 'running') throw new NotRunningError('the agent is not running')
+      return { peerId: await gossip.join(addr) }
+    },
+
+    async leave () {
+      await agent.stop()
+    }
+  }
+  return agent
+}

@@ -1,0 +1,328 @@
+/**
+ * `goto-node`: the agent's command line. `init` and `start` act on this host;
+ * the other commands talk to the local agent's HTTP API.
+ *
+ * Exit codes: 0 done, 1 failed, 2 usage error.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { serve } from '@hono/node-server'
+import { createApp } from '../../api/app.ts'
+import { createAgent, VERSION, type MeshContainer, type NodeInfo, type PeerInfo } from '../agent.ts'
+import { resolveConfig, defaultDataDir, type ConfigFlags } from '../config.ts'
+import { initDataDir, loadSecrets } from '../data-dir.ts'
+import { parseMultiaddr } from '../mesh/gossip.ts'
+import { createLogger } from '../logger.ts'
+import { createClient } from './client.ts'
+import { ago, bytes, table } from './output.ts'
+
+type Options = NonNullable<ParseArgsConfig['options']>
+type Values = Record<string, string | boolean | string[] | undefined>
+
+interface Command {
+  summary: string
+  usage: string
+  details?: string
+  options: Options
+  /** How many positionals: [min, max]. */
+  positionals: [number, number]
+  run(values: Values, positionals: string[]): Promise<number>
+}
+
+class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const print = (text: string): void => { process.stdout.write(text + '\n') }
+
+const dataDirOption: Options = { 'data-dir': { type: 'string' } }
+const clientOptions: Options = { ...dataDirOption, api: { type: 'string' } }
+const jsonOption: Options = { json: { type: 'boolean' } }
+
+const CLIENT_HELP = `  --api URL          the agent's API (default: $GOTO_API, the data dir's config, or http://127.0.0.1:7070)
+  --data-dir DIR     where the API token is read (default: $GOTO_DATA_DIR, /var/lib/goto as root, else ~/.local/share/goto);
+                     $GOTO_TOKEN overrides the token`
+
+const str = (v: unknown): string | undefined => typeof v === 'string' ? v : undefined
+const list = (v: unknown): string[] | undefined => Array.isArray(v) && v.length > 0 ? v as string[] : undefined
+
+async function client (values: Values): ReturnType<typeof createClient> {
+  return await createClient({ api: str(values.api), dataDir: str(values['data-dir']) })
+}
+
+const commands: Record<string, Command> = {
+  init: {
+    summary: 'create a data dir: identity, API token, config, and a swarm key unless one is given',
+    usage: 'goto-node init [--data-dir DIR] [--swarm-key FILE] [--name NAME] [--listen MULTIADDR]... [--api HOST:PORT] [--docker-host URL] [--bootstrap MULTIADDR]...',
+    details: `  --swarm-key FILE   join the mesh of this key; without it a new mesh key is made, to copy to the other hosts
+  The other options are written to the new config.json (see "goto-node start --help").`,
+    options: {
+      ...dataDirOption,
+      'swarm-key': { type: 'string' },
+      name: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      api: { type: 'string' },
+      'docker-host': { type: 'string' },
+      bootstrap: { type: 'string', multiple: true }
+    },
+    positionals: [0, 0],
+    async run (values) {
+      const config: Record<string, unknown> = {}
+      if (str(values.name) != null) config.name = values.name
+      if (list(values.listen) != null) config.listen = list(values.listen)?.map(a => { parseMultiaddr(a); return a })
+      if (str(values.api) != null) config.api = values.api
+      if (str(values['docker-host']) != null) config.dockerHost = values['docker-host']
+      if (list(values.bootstrap) != null) config.bootstrap = list(values.bootstrap)?.map(a => { parseMultiaddr(a); return a })
+      const result = await initDataDir(str(values['data-dir']) ?? defaultDataDir(), { swarmKeyFile: str(values['swarm-key']), config })
+      print(`initialised ${result.dataDir}`)
+      print(`  peer id    ${result.peerId}`)
+      print(`  config     ${result.configPath}`)
+      print(`  API token  ${result.tokenPath}`)
+      if (result.swarmKeyGenerated) {
+        print(`  swarm key  ${result.swarmKeyPath} (new mesh: copy this file to every other host and run "goto-node init --swarm-key <file>" there)`)
+      } else {
+        print(`  swarm key  ${result.swarmKeyPath} (copied)`)
+      }
+      print('next: goto-node start' + (values['data-dir'] != null ? ` --data-dir ${String(values['data-dir'])}` : ''))
+      return 0
+    }
+  },
+
+  start: {
+    summary: 'run the agent in the foreground; SIGINT or SIGTERM makes it leave the mesh and stop',
+    usage: 'goto-node start [--data-dir DIR] [--name NAME] [--listen MULTIADDR]... [--api HOST:PORT] [--docker-host URL] [--bootstrap MULTIADDR]...',
+    details: `  --listen MULTIADDR     mesh listen address (default /ip4/0.0.0.0/tcp/4001); repeat for more
+  --api HOST:PORT        where the HTTP API binds (default 127.0.0.1:7070)
+  --docker-host URL      unix:///var/run/docker.sock (default), tcp://HOST:PORT, or none for a member without containers
+  --bootstrap MULTIADDR  a peer to dial at start (/ip4/…/tcp/…/p2p/…); repeat for more. Peers met before are
+                         remembered, so a restarted agent rejoins without this.
+  --name NAME            this host's name in the mesh (default: the hostname)
+  Precedence: flags > environment (GOTO_DATA_DIR, GOTO_NAME, GOTO_LISTEN, GOTO_API_LISTEN, GOTO_DOCKER_HOST,
+  GOTO_BOOTSTRAP, GOTO_ANNOUNCE, GOTO_ALLOW_PEERS; lists comma-separated) > the data dir's config.json > defaults.
+  GOTO_LOG_LEVEL sets the log level (debug, info, warn, error).`,
+    options: {
+      ...dataDirOption,
+      name: { type: 'string' },
+      listen: { type: 'string', multiple: true },
+      api: { type: 'string' },
+      'docker-host': { type: 'string' },
+      bootstrap: { type: 'string', multiple: true }
+    },
+    positionals: [0, 0],
+    async run (values) {
+      const flags: ConfigFlags = {
+        dataDir: str(values['data-dir']),
+        name: str(values.name),
+        listen: list(values.listen),
+        api: str(values.api),
+        dockerHost: str(values['docker-host']),
+        bootstrap: list(values.bootstrap)
+      }
+      const config = await resolveConfig(flags)
+      for (const addr of [...config.listen, ...config.bootstrap, ...config.announce]) parseMultiaddr(addr)
+      const logger = createLogger('goto')
+      const agent = await createAgent(config, { logger })
+      const { apiToken } = await loadSecrets(config.dataDir)
+      await agent.start()
+
+      let exiting = false
+      const app = createApp({ agent, token: apiToken, onLeave: () => { void shutdown('leave') } })
+      const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+        const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () => { resolve(s) })
+        s.once('error', reject)
+      }).catch(async (err: any) => {
+        await agent.stop()
+        throw Object.assign(new Error(`cannot serve the API on ${config.api.host}:${config.api.port}: ${err.message}`), { code: 'GOTO_ERR_API_BIND' })
+      })
+      if (!isLoopback(config.api.host)) {
+        logger.warn('the API listens beyond loopback; anyone who can reach it and holds the token can act on this node', { api: `${config.api.host}:${config.api.port}` })
+      }
+      const info = agent.info()
+      print(`goto-node ${VERSION} running as ${info.name}`)
+      print(`  peer id  ${info.peerId}`)
+      for (const addr of info.addrs) print(`  listen   ${addr}`)
+      print(`  api      http://${config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host}:${config.api.port}`)
+      print(`  runtime  ${info.runtime}`)
+
+      const shutdown = async (why: string): Promise<void> => {
+        if (exiting) return
+        exiting = true
+        logger.info('leaving the mesh', { reason: why })
+        await agent.stop()
+        server.close()
+        ;(server as { closeAllConnections?: () => void }).closeAllConnections?.()
+      }
+      process.once('SIGINT', () => { void shutdown('SIGINT') })
+      process.once('SIGTERM', () => { void shutdown('SIGTERM') })
+      await agent.stopped
+      server.close()
+      return 0
+    }
+  },
+
+  join: {
+    summary: 'connect the local agent to a mesh through one of its members',
+    usage: 'goto-node join <multiaddr> [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: clientOptions,
+    positionals: [1, 1],
+    async run (values, [addr]) {
+      parseMultiaddr(addr ?? '')
+      const res = await (await client(values)).post<{ peerId: string }>('/v1/mesh/join', { addr })
+      print(`joined through ${res.peerId}`)
+      return 0
+    }
+  },
+
+  leave: {
+    summary: 'make the local agent announce its leave to the mesh and stop',
+    usage: 'goto-node leave [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: clientOptions,
+    positionals: [0, 0],
+    async run (values) {
+      const res = await (await client(values)).post<{ peerId: string }>('/v1/mesh/leave')
+      print(`${res.peerId} is leaving the mesh`)
+      return 0
+    }
+  },
+
+  peers: {
+    summary: 'list the peers in the local agent\'s mesh view',
+    usage: 'goto-node peers [--json] [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [0, 0],
+    async run (values) {
+      const { peers } = await (await client(values)).get<{ peers: PeerInfo[] }>('/v1/peers')
+      if (values.json === true) {
+        print(JSON.stringify(peers, null, 2))
+        return 0
+      }
+      if (peers.length === 0) {
+        print('no peers yet (join one with "goto-node join <multiaddr>")')
+        return 0
+      }
+      print(table(['NAME', 'PEER ID', 'STATUS', 'STATE', 'CPUS', 'LOAD', 'MEM FREE', 'DISK FREE', 'CONTAINERS', 'HEARD'],
+        peers.map(p => [p.name, p.peerId, p.status, p.state, String(p.capacity.cpus), p.capacity.load1.toFixed(2),
+          bytes(p.capacity.memFree), bytes(p.capacity.diskFree), String(p.containers), ago(p.lastHeard)])))
+      return 0
+    }
+  },
+
+  status: {
+    summary: 'show the local agent: peer id, addresses, capacity, mesh',
+    usage: 'goto-node status [--json] [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [0, 0],
+    async run (values) {
+      const c = await client(values)
+      const [info, { peers }] = await Promise.all([c.get<NodeInfo>('/v1/node'), c.get<{ peers: PeerInfo[] }>('/v1/peers')])
+      if (values.json === true) {
+        print(JSON.stringify({ ...info, peers: peers.length, peersAlive: peers.filter(p => p.status === 'alive').length }, null, 2))
+        return 0
+      }
+      const count = (s: string): number => peers.filter(p => p.status === s).length
+      print(`name        ${info.name}`)
+      print(`peer id     ${info.peerId}`)
+      print(`state       ${info.state}`)
+      print(`mesh        ${info.meshId}`)
+      print(`version     ${info.version}`)
+      print(`started     ${info.startedAt}`)
+      print(`runtime     ${info.runtime}`)
+      print(`capacity    ${info.capacity.cpus} cpus, load ${info.capacity.load1.toFixed(2)}, memory ${bytes(info.capacity.memFree)} free of ${bytes(info.capacity.memTotal)}, disk ${bytes(info.capacity.diskFree)} free of ${bytes(info.capacity.diskTotal)}`)
+      print(`containers  ${info.containers}`)
+      print(`peers       ${count('alive')} alive, ${count('suspect')} suspect, ${count('gone')} gone, ${count('left')} left`)
+      for (const addr of info.addrs) print(`listen      ${addr}`)
+      return 0
+    }
+  },
+
+  'list-containers': {
+    summary: 'list the containers of the whole mesh, optionally those whose name matches a regexp',
+    usage: 'goto-node list-containers [regexp] [--json] [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [0, 1],
+    async run (values, [match]) {
+      const query = match != null ? `?match=${encodeURIComponent(match)}` : ''
+      const { containers } = await (await client(values)).get<{ containers: MeshContainer[] }>(`/v1/containers${query}`)
+      if (values.json === true) {
+        print(JSON.stringify(containers, null, 2))
+        return 0
+      }
+      if (containers.length === 0) {
+        print(match != null ? `no container matches ${match}` : 'no containers in the mesh')
+        return 0
+      }
+      print(table(['NODE', 'NAME', 'IMAGE', 'STATE', 'SIZE', 'ID'],
+        containers.map(c => [c.node, c.name, c.image, c.state, `${bytes(c.sizeRw)} (${bytes(c.sizeRootFs)})`, c.id.slice(0, 12)])))
+      return 0
+    }
+  }
+}
+
+function helpText (): string {
+  const names = Object.keys(commands)
+  const width = Math.max(...names.map(n => n.length))
+  return `goto-node ${VERSION}: move running containers between hosts and clouds over a private mesh
+
+usage: goto-node <command> [options]
+
+commands:
+${names.map(n => `  ${n.padEnd(width)}  ${commands[n]?.summary ?? ''}`).join('\n')}
+
+"goto-node <command> --help" tells more. Exit codes: 0 done, 1 failed, 2 usage error.`
+}
+
+function commandHelp (name: string, command: Command): string {
+  return `usage: ${command.usage}\n\n${command.summary}\n${command.details != null ? `\n${command.details}\n` : ''}`
+}
+
+export async function main (argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name == null || name === 'help' || name === '--help' || name === '-h') {
+    const topic = name === 'help' ? rest[0] : undefined
+    const command = topic != null ? commands[topic] : undefined
+    print(command != null && topic != null ? commandHelp(topic, command) : helpText())
+    return 0
+  }
+  if (name === '--version' || name === 'version') {
+    print(VERSION)
+    return 0
+  }
+  const command = commands[name]
+  if (command == null) {
+    process.stderr.write(`goto-node: unknown command "${name}"\n\n${helpText()}\n`)
+    return 2
+  }
+  try {
+    let parsed
+    try {
+      parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true })
+    } catch (err: any) {
+      throw new UsageError(err.message)
+    }
+    if (parsed.values.help === true) {
+      print(commandHelp(name, command))
+      return 0
+    }
+    const [min, max] = command.positionals
+    if (parsed.positionals.length < min) throw new UsageError(`missing argument`)
+    if (parsed.positionals.length > max) throw new UsageError(`unexpected argument "${parsed.positionals[max] ?? ''}"`)
+    return await command.run(parsed.values as Values, parsed.positionals)
+  } catch (err: any) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`goto-node ${name}: ${err.message}\nusage: ${command.usage}\n`)
+      return 2
+    }
+    const code = typeof err?.code === 'string' && err.code.startsWith('GOTO_ERR') ? `${err.code}: ` : ''
+    process.stderr.write(`goto-node ${name}: ${code}${err?.message ?? String(err)}\n`)
+    if (process.env.GOTO_DEBUG === '1' && err?.stack != null) process.stderr.write(err.stack + '\n')
+    return 1
+  }
+}
+
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}

@@ -1,0 +1,161 @@
+/**
+ * The agent's configuration, resolved once at start. Precedence, highest
+ * first: command-line flags > `GOTO_*` environment variables > the data dir's
+ * `config.json` > defaults.
+ */
+import { readFile } from 'node:fs/promises'
+import { homedir, hostname } from 'node:os'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { ConfigError } from './errors.ts'
+
+export const DEFAULT_API_HOST = '127.0.0.1'
+export const DEFAULT_API_PORT = 7070
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/4001'
+export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock'
+export const CONFIG_FILE = 'config.json'
+
+/** Timing of the gossip and failure detection, in milliseconds. */
+export interface GossipTiming {
+  /** How often a node sends its small heartbeat (capacity and versions). @default 2000 */
+  heartbeatMs: number
+  /** Silence after which a connected peer is suspect. @default 6000 */
+  suspectAfterMs: number
+  /** Time a suspect peer has to come back before it is gone. @default 3000 */
+  goneAfterMs: number
+  /** Time a gone or left peer stays in the view before it is forgotten. @default 3600000 */
+  forgetAfterMs: number
+}
+
+export const DEFAULT_GOSSIP: GossipTiming = {
+  heartbeatMs: 2000,
+  suspectAfterMs: 6000,
+  goneAfterMs: 3000,
+  forgetAfterMs: 3_600_000
+}
+
+export interface AgentConfig {
+  dataDir: string
+  /** A name for this host, shown to people and usable as a migration target. @default os.hostname() */
+  name: string
+  /** Multiaddrs the mesh listens on. @default ['/ip4/0.0.0.0/tcp/4001'] */
+  listen: string[]
+  /** Multiaddrs announced to peers instead of the listen addresses, where NAT or a VPN needs it. */
+  announce: string[]
+  /** Where the HTTP API binds. @default 127.0.0.1:7070 */
+  api: { host: string, port: number }
+  /** `unix:///path`, `tcp://host:port`, or `none` for a member that runs no containers. */
+  dockerHost: string
+  /** Peers dialled at start, besides the known peers remembered in the store. */
+  bootstrap: string[]
+  /** When not empty, only these peer ids may connect (a connection gater enforces it). */
+  allowPeers: string[]
+  gossip: GossipTiming
+}
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
+
+/** The file's schema: every key optional, unknown keys refused so typos surface. */
+const FileSchema = z.strictObject({
+  name: z.string().min(1).max(253).optional(),
+  listen: z.array(z.string()).optional(),
+  announce: z.array(z.string()).optional(),
+  api: hostPort.optional(),
+  dockerHost: z.string().optional(),
+  bootstrap: z.array(z.string()).optional(),
+  allowPeers: z.array(z.string()).optional(),
+  gossip: z.strictObject({
+    heartbeatMs: z.number().int().min(50).optional(),
+    suspectAfterMs: z.number().int().min(100).optional(),
+    goneAfterMs: z.number().int().min(100).optional(),
+    forgetAfterMs: z.number().int().min(1000).optional()
+  }).optional()
+})
+
+export type ConfigFile = z.infer<typeof FileSchema>
+
+/** Values given on the command line; absent means "not given". */
+export interface ConfigFlags {
+  dataDir?: string
+  name?: string
+  listen?: string[]
+  api?: string
+  dockerHost?: string
+  bootstrap?: string[]
+}
+
+export function defaultDataDir (env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GOTO_DATA_DIR != null && env.GOTO_DATA_DIR !== '') return env.GOTO_DATA_DIR
+  if (process.getuid?.() === 0) return '/var/lib/goto'
+  const base = env.XDG_DATA_HOME != null && env.XDG_DATA_HOME !== '' ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share')
+  return join(base, 'goto')
+}
+
+export function parseHostPort (value: string, what: string): { host: string, port: number } {
+  const parsed = hostPort.safeParse(value)
+  if (!parsed.success) throw new ConfigError(`${what}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:7070)`)
+  const at = value.lastIndexOf(':')
+  const port = Number(value.slice(at + 1))
+  if (port > 65535) throw new ConfigError(`${what}: port ${port} is above 65535`)
+  return { host: value.slice(0, at).replace(/^\[|\]$/g, ''), port }
+}
+
+export async function readConfigFile (dataDir: string): Promise<ConfigFile> {
+  const path = join(dataDir, CONFIG_FILE)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err: any) {
+    if (err.code === 'ENOENT') return {}
+    throw new ConfigError(`cannot read ${path}: ${err.message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err: any) {
+    throw new ConfigError(`${path} is not valid JSON: ${err.message}`)
+  }
+  const parsed = FileSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const where = issue == null || issue.path.length === 0 ? '' : ` at "${issue.path.join('.')}"`
+    throw new ConfigError(`${path}${where}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
+
+function listFromEnv (value: string | undefined): string[] | undefined {
+  if (value == null || value.trim() === '') return undefined
+  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+function intFromEnv (env: NodeJS.ProcessEnv, key: string): number | undefined {
+  const value = env[key]
+  if (value == null || value === '') return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${key}: "${value}" is not a positive integer`)
+  return n
+}
+
+/** Merge flags, environment, file and defaults into one config. */
+export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
+  const dataDir = flags.dataDir ?? defaultDataDir(env)
+  const file = await readConfigFile(dataDir)
+  const api = flags.api ?? env.GOTO_API_LISTEN ?? file.api
+  return {
+    dataDir,
+    name: flags.name ?? env.GOTO_NAME ?? file.name ?? hostname(),
+    listen: flags.listen ?? listFromEnv(env.GOTO_LISTEN) ?? file.listen ?? [DEFAULT_LISTEN],
+    announce: listFromEnv(env.GOTO_ANNOUNCE) ?? file.announce ?? [],
+    api: api != null ? parseHostPort(api, 'api') : { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT },
+    dockerHost: flags.dockerHost ?? env.GOTO_DOCKER_HOST ?? file.dockerHost ?? DEFAULT_DOCKER_HOST,
+    bootstrap: flags.bootstrap ?? listFromEnv(env.GOTO_BOOTSTRAP) ?? file.bootstrap ?? [],
+    allowPeers: listFromEnv(env.GOTO_ALLOW_PEERS) ?? file.allowPeers ?? [],
+    gossip: {
+      heartbeatMs: intFromEnv(env, 'GOTO_HEARTBEAT_MS') ?? file.gossip?.heartbeatMs ?? DEFAULT_GOSSIP.heartbeatMs,
+      suspectAfterMs: intFromEnv(env, 'GOTO_SUSPECT_AFTER_MS') ?? file.gossip?.suspectAfterMs ?? DEFAULT_GOSSIP.suspectAfterMs,
+      goneAfterMs: intFromEnv(env, 'GOTO_GONE_AFTER_MS') ?? file.gossip?.goneAfterMs ?? DEFAULT_GOSSIP.goneAfterMs,
+      forgetAfterMs: file.gossip?.forgetAfterMs ?? DEFAULT_GOSSIP.forgetAfterMs
+    }
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * NodeState and Heartbeat: what every agent tells the mesh about itself.
+ *
+ * A full NodeState (inventory included) is sent on any change and on every
+ * new connection; between changes a node sends only a small Heartbeat that
+ * carries its capacity and the `seq` of its newest full state, so a peer that
+ * missed a change sees it is behind and fetches the full state directly.
+ *
+ * Messages are JSON, capped at MAX_MESSAGE_BYTES and checked against a strict
+ * schema; an unknown wire version or field value is an error, not a guess.
+ * Authenticity comes from the carrier: gossipsub signs every message with the
+ * origin's Ed25519 key (StrictSign), and a direct stream runs inside a Noise
+ * session with the peer; either way the receiver checks that `peerId` is the
+ * authenticated origin.
+ */
+import { z } from 'zod'
+import {
+  MAX_ADDRS, MAX_ADDR_LENGTH, MAX_CONTAINERS, MAX_LABELS, MAX_LABEL_LENGTH,
+  MAX_MESSAGE_BYTES, MAX_VOLUMES, WIRE_VERSION
+} from './constants.ts'
+import { InvalidStateMessageError, StateMessageTooLargeError } from './errors.ts'
+
+const count = z.number().finite().min(0)
+
+export const CapacitySchema = z.strictObject({
+  cpus: count,
+  load1: count,
+  memTotal: count,
+  memFree: count,
+  diskTotal: count,
+  diskFree: count
+})
+
+export const ContainerSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{12,64}$/),
+  name: z.string().min(1).max(256),
+  image: z.string().max(512),
+  state: z.enum(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']),
+  created: count,
+  sizeRw: count,
+  sizeRootFs: count,
+  labels: z.record(z.string().max(MAX_LABEL_LENGTH), z.string().max(MAX_LABEL_LENGTH))
+    .refine(l => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`),
+  volumes: z.array(z.string().max(256)).max(MAX_VOLUMES),
+  movable: z.boolean()
+})
+
+export const NodeStatusSchema = z.enum(['active', 'draining', 'leaving'])
+
+export const NodeStateSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('state'),
+  peerId: z.string().min(1).max(128),
+  /** Start time of this run of the agent; orders states across restarts. */
+  incarnation: count,
+  /** Increases with every full state within one incarnation. */
+  seq: count,
+  /** Sender's clock when sent (ms); informative only, never used for order. */
+  time: count,
+  name: z.string().min(1).max(253),
+  addrs: z.array(z.string().max(MAX_ADDR_LENGTH)).max(MAX_ADDRS),
+  state: NodeStatusSchema,
+  capacity: CapacitySchema,
+  runtime: z.string().max(256),
+  containers: z.array(ContainerSchema).max(MAX_CONTAINERS)
+})
+
+export const HeartbeatSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('hb'),
+  peerId: z.string().min(1).max(128),
+  incarnation: count,
+  /** The seq of the sender's newest full state. */
+  seq: count,
+  time: count,
+  state: NodeStatusSchema,
+  capacity: CapacitySchema
+})
+
+export const StateMessageSchema = z.discriminatedUnion('type', [NodeStateSchema, HeartbeatSchema])
+
+export type Capacity = z.infer<typeof CapacitySchema>
+export type ContainerEntry = z.infer<typeof ContainerSchema>
+export type NodeStatus = z.infer<typeof NodeStatusSchema>
+export type NodeState = z.infer<typeof NodeStateSchema>
+export type Heartbeat = z.infer<typeof HeartbeatSchema>
+export type StateMessage = z.infer<typeof StateMessageSchema>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encodeStateMessage (message: StateMessage): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(message))
+  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
+    throw new StateMessageTooLargeError(`state message of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  }
+  return bytes
+}
+
+export function decodeStateMessage (bytes: Uint8Array): StateMessage {
+  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
+    throw new StateMessageTooLargeError(`state message of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(decoder.decode(bytes))
+  } catch (err: any) {
+    throw new InvalidStateMessageError(`state message is not UTF-8 JSON: ${err.message}`)
+  }
+  const parsed = StateMessageSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidStateMessageError(`state message breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
+
+/** True when `a` is newer than `b`: a later incarnation, or a higher seq in the same one. */
+export function isNewer (a: { incarnation: number, seq: number }, b: { incarnation: number, seq: number }): boolean {
+  return a.incarnation > b.incarnation || (a.incarnation === b.incarnation && a.seq > b.seq)
+}
