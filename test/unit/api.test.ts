@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createApp, type ApiAgent } from '../../api/app.ts'
+import { compilePattern } from '../../node/agent.ts'
+import { DialError } from '../../node/errors.ts'
+import { parseMultiaddr } from '../../node/mesh/gossip.ts'
+
+const TOKEN = 'test-token-0123456789abcdef'
+const capacity = { cpus: 2, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, diskFree: 1 }
+
+function stubAgent (): ApiAgent & { joined: string[], left: number } {
+  const stub = {
+    joined: [] as string[],
+    left: 0,
+    peerId: '12D3KooWStub',
+    info: () => ({ peerId: '12D3KooWStub', name: 'stub', version: '0', state: 'active' as const, addrs: [], runtime: 'none', capacity, containers: 0, startedAt: new Date(0).toISOString(), meshId: 'm' }),
+    peers: () => [],
+    containers: (match?: string) => {
+      const pattern = compilePattern(match)
+      return [{ id: 'a'.repeat(64), name: 'web-1', image: 'busybox', state: 'running' as const, created: 0, sizeRw: 0, sizeRootFs: 0, labels: {}, volumes: [], movable: true, node: 'stub', peerId: '12D3KooWStub' }]
+        .filter(c => pattern == null || pattern.test(c.name))
+    },
+    join: async (addr: string) => {
+      parseMultiaddr(addr)
+      if (addr.includes('/tcp/9/')) throw new DialError('cannot join through it')
+      stub.joined.push(addr)
+      return { peerId: '12D3KooWOther' }
+    },
+    leave: async () => { stub.left++ }
+  }
+  return stub
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` }
+const json = async (res: Response): Promise<any> => await res.json()
+
+describe('HTTP API', () => {
+  it('answers /healthz without a token', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    const res = await app.request('/healthz')
+    assert.equal(res.status, 200)
+    assert.deepEqual(await json(res), { status: 'ok', peerId: '12D3KooWStub' })
+  })
+
+  it('refuses every /v1 route without the right token, as problem+json', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    for (const [method, path] of [['GET', '/v1/node'], ['GET', '/v1/peers'], ['GET', '/v1/containers'], ['POST', '/v1/mesh/join'], ['POST', '/v1/mesh/leave'], ['GET', '/v1/nowhere']]) {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }]) {
+        const res = await app.request(path!, { method, headers })
+        assert.equal(res.status, 401, `${method} ${path} ${JSON.stringify(headers)}`)
+        assert.equal(res.headers.get('content-type'), 'application/problem+json')
+        assert.equal((await json(res)).code, 'GOTO_ERR_UNAUTHORIZED')
+      }
+    }
+  })
+
+  it('serves node, peers and containers with a regexp filter', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    const get = async (path: string): Promise<any> => await json(await app.request(path, { headers: auth }))
+    assert.equal((await get('/v1/node')).name, 'stub')
+    assert.deepEqual(await get('/v1/peers'), { peers: [] })
+    assert.equal((await get('/v1/containers?match=^web-')).containers.length, 1)
+    assert.equal((await get('/v1/containers?match=^db-')).containers.length, 0)
+    const bad = await app.request('/v1/containers?match=(', { headers: auth })
+    assert.equal(bad.status, 400)
+    assert.equal((await json(bad)).code, 'GOTO_ERR_INVALID_PATTERN')
+  })
+
+  it('joins, and says exactly what is wrong with a bad join', async () => {
+    const agent = stubAgent()
+    const app = createApp({ agent, token: TOKEN })
+    const post = async (body: string): Promise<Response> => await app.request('/v1/mesh/join', { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body })
+    const ok = await post(JSON.stringify({ addr: '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOther' }))
+    assert.equal(ok.status, 200)
+    assert.deepEqual(await json(ok), { peerId: '12D3KooWOther' })
+    const cases: Array<[string, number, string, RegExp]> = [
+      ['not json', 400, 'GOTO_ERR_BAD_REQUEST', /not JSON/],
+      ['{}', 400, 'GOTO_ERR_BAD_REQUEST', /body\.addr/],
+      [JSON.stringify({ addr: 42 }), 400, 'GOTO_ERR_BAD_REQUEST', /body\.addr/],
+      [JSON.stringify({ addr: '/ip4/x', extra: 1 }), 400, 'GOTO_ERR_BAD_REQUEST', /extra/],
+      [JSON.stringify({ addr: 'nonsense' }), 400, 'GOTO_ERR_INVALID_MULTIADDR', /not a multiaddr/],
+      [JSON.stringify({ addr: '/ip4/127.0.0.1/udp/1' }), 400, 'GOTO_ERR_INVALID_MULTIADDR', /tcp/],
+      [JSON.stringify({ addr: '/ip4/127.0.0.1/tcp/9/p2p/12D3KooWOther' }), 502, 'GOTO_ERR_DIAL', /cannot join/]
+    ]
+    for (const [body, status, code, detail] of cases) {
+      const res = await post(body)
+      assert.equal(res.status, status, body)
+      const problem = await json(res)
+      assert.equal(problem.code, code, body)
+      assert.match(problem.detail, detail)
+      assert.equal(problem.status, status)
+    }
+    assert.equal(agent.joined.length, 1)
+  })
+
+  it('accepts a leave, answers first, then leaves', async () => {
+    const agent = stubAgent()
+    let stopped = false
+    const app = createApp({ agent, token: TOKEN, onLeave: () => { stopped = true } })
+    const res = await app.request('/v1/mesh/leave', { method: 'POST', headers: auth })
+    assert.equal(res.status, 202)
+    assert.equal(agent.left, 0)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(agent.left, 1)
+    assert.equal(stopped, true)
+  })
+
+  it('answers unknown routes with 404 problem+json', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    const res = await app.request('/v1/nowhere', { headers: auth })
+    assert.equal(res.status, 404)
+    assert.equal((await json(res)).code, 'GOTO_ERR_NOT_FOUND')
+  })
+})
