@@ -15,9 +15,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId } from '@libp2p/interface'
 import {
-  STATE_PROTOCOL, MAX_INBOUND_STREAMS, answerStateExchange, decodeStateMessage, encodeStateMessage, exchangeState,
-  type Capacity, type ContainerEntry, type Heartbeat, type NodeState, type NodeStatus
+  STATE_PROTOCOL, MAX_INBOUND_STREAMS, MAX_PEER_HINTS, answerStateExchange, decodeStateMessage, encodeStateMessage, exchangeState,
+  type Capacity, type ContainerEntry, type ExchangeSide, type Heartbeat, type NodeState, type NodeStatus
 } from '../../protocols/node-state/index.ts'
+import type { GossipsubMessage } from '@libp2p/gossipsub'
 import { MeshView } from './view.ts'
 import { DialError, InvalidMultiaddrError } from '../errors.ts'
 import { errorMessage, type Logger } from '../logger.ts'
@@ -169,14 +170,14 @@ class GossipService implements Gossip {
     await libp2p.handle(STATE_PROTOCOL, async (stream, connection) => {
       const remote = connection.remotePeer.toString()
       try {
-        await answerStateExchange(stream, remote, () => this.localState(), (state) => { this.#takeState(state) }, { signal: this.#shutdown.signal })
+        await answerStateExchange(stream, remote, () => this.#exchangeSide(), (side) => { this.#takeExchange(side) }, { signal: this.#shutdown.signal })
         this.view.connected(remote, Date.now())
       } catch (err) {
         this.#log.warn('state exchange refused', { peer: remote, error: errorMessage(err) })
       }
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
 
-    pubsub.addEventListener('message', this.#onMessage)
+    pubsub.addEventListener('gossipsub:message', this.#onMessage)
     pubsub.addEventListener('subscription-change', this.#onSubscription)
     pubsub.subscribe(this.#init.topic)
     libp2p.addEventListener('connection:open', this.#onConnectionOpen)
@@ -204,7 +205,7 @@ class GossipService implements Gossip {
     libp2p.removeEventListener('connection:open', this.#onConnectionOpen)
     libp2p.removeEventListener('peer:connect', this.#onPeerConnect)
     libp2p.removeEventListener('peer:disconnect', this.#onPeerDisconnect)
-    libp2p.services.pubsub.removeEventListener('message', this.#onMessage)
+    libp2p.services.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
     libp2p.services.pubsub.removeEventListener('subscription-change', this.#onSubscription)
     await this.#refreshing?.catch(() => {})
   }
@@ -251,6 +252,7 @@ class GossipService implements Gossip {
     const mas = addrs.flatMap(a => { try { return [multiaddr(a)] } catch { return [] } })
     if (mas.length === 0) return
     this.#dialing.add(peerId)
+    this.#log.debug('dialling', { peer: peerId })
     void (async () => {
       try {
         await this.#libp2p.peerStore.merge(peerIdFromString(peerId), { multiaddrs: mas.map(ma => ma.decapsulateCode(421)) })
@@ -297,8 +299,8 @@ class GossipService implements Gossip {
     const task = (async () => {
       try {
         const stream = await this.#libp2p.dialProtocol(peerIdFromString(peerId), STATE_PROTOCOL, { signal: AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(5000)]) })
-        const remote = await exchangeState(stream, peerId, this.localState(), { signal: this.#shutdown.signal })
-        this.#takeState(remote)
+        const remote = await exchangeState(stream, peerId, this.#exchangeSide(), { signal: this.#shutdown.signal })
+        this.#takeExchange(remote)
         this.view.connected(peerId, Date.now())
       } catch (err) {
         this.#log.debug('state exchange failed', { peer: peerId, error: errorMessage(err) })
@@ -309,6 +311,28 @@ class GossipService implements Gossip {
     })()
     this.#exchanges.set(peerId, task)
     return await task
+  }
+
+  /** Our state and the live members we know, for a push-pull exchange. */
+  #exchangeSide (): ExchangeSide {
+    return {
+      state: this.localState(),
+      peers: this.view.peers()
+        .filter(p => p.status === 'alive' || p.status === 'suspect')
+        .slice(0, MAX_PEER_HINTS)
+        .map(p => ({ peerId: p.peerId, addrs: p.state.addrs }))
+    }
+  }
+
+  #takeExchange (side: ExchangeSide): void {
+    this.#log.debug('states exchanged', { peer: side.state.peerId, hints: side.peers.length })
+    this.#takeState(side.state)
+    if (side.state.state === 'leaving') return
+    for (const hint of side.peers) {
+      const record = this.view.get(hint.peerId)
+      if (record?.status === 'left' || record?.status === 'alive') continue
+      if (!this.#isConnected(hint.peerId)) this.#dialPeer(hint.peerId, hint.addrs)
+    }
   }
 
   #takeState (state: NodeState): void {
@@ -324,8 +348,8 @@ class GossipService implements Gossip {
     }
   }
 
-  readonly #onMessage = (evt: CustomEvent<import('@libp2p/gossipsub').Message>): void => {
-    const msg = evt.detail
+  readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
+    const msg = evt.detail.msg
     if (msg.topic !== this.#init.topic) return
     if (msg.type !== 'signed') {
       this.#log.warn('unsigned state message dropped')
@@ -350,7 +374,13 @@ class GossipService implements Gossip {
         void this.#exchangeWith(from).catch(() => {})
       } else {
         const addrs = this.view.get(from)?.state.addrs
-        if (addrs != null) this.#dialPeer(from, addrs)
+        if (addrs != null) {
+          this.#dialPeer(from, addrs)
+        } else {
+          // a member we never met: the peer that relayed it knows its addresses
+          const relay = evt.detail.propagationSource?.toString()
+          if (relay != null && relay !== from && this.#isConnected(relay)) void this.#exchangeWith(relay).catch(() => {})
+        }
       }
     }
   }
@@ -440,7 +470,7 @@ class GossipService implements Gossip {
     const peers = new Set(this.#libp2p.getConnections().map(c => c.remotePeer.toString()))
     await Promise.allSettled([...peers].map(async peerId => {
       const stream = await this.#libp2p.dialProtocol(peerIdFromString(peerId), STATE_PROTOCOL, { signal })
-      await exchangeState(stream, peerId, state, { signal })
+      await exchangeState(stream, peerId, { state, peers: [] }, { signal })
     }))
   }
 }

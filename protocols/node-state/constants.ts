@@ -23,6 +23,9 @@ export const MAX_ADDRS = 32
 /** Longest multiaddr text we accept. */
 export const MAX_ADDR_LENGTH = 256
 
+/** Most member hints in one exchange: the largest mesh we plan for, with room. */
+export const MAX_PEER_HINTS = 1024
+
 /** Most labels kept per container; more are cut, not refused (Docker has no limit). */
 export const MAX_LABELS = 64
 

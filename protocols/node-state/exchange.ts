@@ -1,18 +1,25 @@
 /**
- * `/goto/state/1.0.0`: two peers swap full states over one stream. The dialler
- * writes its state, the listener answers with its own; each checks that the
- * state it got names the peer at the other end of the Noise session.
- * Used on every new connection (so a join is seen at once) and on leave (so a
- * leave is seen as a leave, not as a failure).
+ * `/goto/state/1.0.0`: two peers swap full states over one stream, each with
+ * the live members it knows (push-pull, as memberlist does on join). The
+ * dialler writes first, the listener answers; each checks that the state it
+ * got names the peer at the other end of the Noise session. Member hints are
+ * only addresses to dial: a dial to `/p2p/<id>` proves who answers.
+ * Used on every new connection (so a join is seen at once and the mesh closes
+ * in one round) and on leave (so a leave is seen as a leave, not a failure).
  */
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { EXCHANGE_TIMEOUT_MS, MAX_MESSAGE_BYTES } from './constants.ts'
-import { InvalidStateMessageError, StateOriginMismatchError } from './errors.ts'
-import { decodeStateMessage, encodeStateMessage, type NodeState } from './node-state.ts'
+import { StateOriginMismatchError } from './errors.ts'
+import { decodeExchange, encodeExchange, type Exchange, type NodeState, type PeerHint } from './node-state.ts'
 
 export interface ExchangeOptions {
   signal?: AbortSignal
+}
+
+export interface ExchangeSide {
+  state: NodeState
+  peers: PeerHint[]
 }
 
 function withTimeout (signal: AbortSignal | undefined): AbortSignal {
@@ -20,22 +27,23 @@ function withTimeout (signal: AbortSignal | undefined): AbortSignal {
   return signal != null ? AbortSignal.any([signal, timeout]) : timeout
 }
 
-async function readState (lp: ReturnType<typeof lpStream>, remotePeer: string, signal: AbortSignal): Promise<NodeState> {
-  const message = decodeStateMessage((await lp.read({ signal })).subarray())
-  if (message.type !== 'state') throw new InvalidStateMessageError(`expected a full state, got "${message.type}"`)
-  if (message.peerId !== remotePeer) {
-    throw new StateOriginMismatchError(`state names peer ${message.peerId} but came from ${remotePeer}`)
+const message = (side: ExchangeSide): Exchange => ({ v: 1, type: 'exchange', state: side.state, peers: side.peers })
+
+async function readSide (lp: ReturnType<typeof lpStream>, remotePeer: string, signal: AbortSignal): Promise<ExchangeSide> {
+  const got = decodeExchange((await lp.read({ signal })).subarray())
+  if (got.state.peerId !== remotePeer) {
+    throw new StateOriginMismatchError(`state names peer ${got.state.peerId} but came from ${remotePeer}`)
   }
-  return message
+  return { state: got.state, peers: got.peers }
 }
 
 /** Dialler's side: send ours, receive theirs. */
-export async function exchangeState (stream: Stream, remotePeer: string, local: NodeState, options: ExchangeOptions = {}): Promise<NodeState> {
+export async function exchangeState (stream: Stream, remotePeer: string, local: ExchangeSide, options: ExchangeOptions = {}): Promise<ExchangeSide> {
   const signal = withTimeout(options.signal)
   const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
   try {
-    await lp.write(encodeStateMessage(local), { signal })
-    const remote = await readState(lp, remotePeer, signal)
+    await lp.write(encodeExchange(message(local)), { signal })
+    const remote = await readSide(lp, remotePeer, signal)
     await stream.close({ signal })
     return remote
   } catch (err: any) {
@@ -48,16 +56,16 @@ export async function exchangeState (stream: Stream, remotePeer: string, local: 
 export async function answerStateExchange (
   stream: Stream,
   remotePeer: string,
-  local: () => NodeState,
-  onRemote: (state: NodeState) => void,
+  local: () => ExchangeSide,
+  onRemote: (remote: ExchangeSide) => void,
   options: ExchangeOptions = {}
 ): Promise<void> {
   const signal = withTimeout(options.signal)
   const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
   try {
-    const remote = await readState(lp, remotePeer, signal)
+    const remote = await readSide(lp, remotePeer, signal)
     onRemote(remote)
-    await lp.write(encodeStateMessage(local()), { signal })
+    await lp.write(encodeExchange(message(local())), { signal })
     await stream.close({ signal })
   } catch (err: any) {
     stream.abort(err)

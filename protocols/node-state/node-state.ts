@@ -15,7 +15,7 @@
  */
 import { z } from 'zod'
 import {
-  MAX_ADDRS, MAX_ADDR_LENGTH, MAX_CONTAINERS, MAX_LABELS, MAX_LABEL_LENGTH,
+  MAX_ADDRS, MAX_ADDR_LENGTH, MAX_CONTAINERS, MAX_PEER_HINTS, MAX_LABELS, MAX_LABEL_LENGTH,
   MAX_MESSAGE_BYTES, MAX_VOLUMES, WIRE_VERSION
 } from './constants.ts'
 import { InvalidStateMessageError, StateMessageTooLargeError } from './errors.ts'
@@ -79,12 +79,28 @@ export const HeartbeatSchema = z.strictObject({
 
 export const StateMessageSchema = z.discriminatedUnion('type', [NodeStateSchema, HeartbeatSchema])
 
+/** A member's addresses as another peer knows them: only a hint, since a dial to `/p2p/<peerId>` proves who answers. */
+export const PeerHintSchema = z.strictObject({
+  peerId: z.string().min(1).max(128),
+  addrs: z.array(z.string().max(MAX_ADDR_LENGTH)).max(MAX_ADDRS)
+})
+
+/** What each side sends on `/goto/state/1.0.0`: its own full state, and the live members it knows. */
+export const ExchangeSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  type: z.literal('exchange'),
+  state: NodeStateSchema,
+  peers: z.array(PeerHintSchema).max(MAX_PEER_HINTS)
+})
+
 export type Capacity = z.infer<typeof CapacitySchema>
 export type ContainerEntry = z.infer<typeof ContainerSchema>
 export type NodeStatus = z.infer<typeof NodeStatusSchema>
 export type NodeState = z.infer<typeof NodeStateSchema>
 export type Heartbeat = z.infer<typeof HeartbeatSchema>
 export type StateMessage = z.infer<typeof StateMessageSchema>
+export type PeerHint = z.infer<typeof PeerHintSchema>
+export type Exchange = z.infer<typeof ExchangeSchema>
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -97,22 +113,38 @@ export function encodeStateMessage (message: StateMessage): Uint8Array {
   return bytes
 }
 
-export function decodeStateMessage (bytes: Uint8Array): StateMessage {
+function decode<T> (schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
   if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new StateMessageTooLargeError(`state message of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+    throw new StateMessageTooLargeError(`${what} of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
   }
   let json: unknown
   try {
     json = JSON.parse(decoder.decode(bytes))
   } catch (err: any) {
-    throw new InvalidStateMessageError(`state message is not UTF-8 JSON: ${err.message}`)
+    throw new InvalidStateMessageError(`${what} is not UTF-8 JSON: ${err.message}`)
   }
-  const parsed = StateMessageSchema.safeParse(json)
+  const parsed = schema.safeParse(json)
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    throw new InvalidStateMessageError(`state message breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
+    throw new InvalidStateMessageError(`${what} breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
   }
   return parsed.data
+}
+
+export function decodeStateMessage (bytes: Uint8Array): StateMessage {
+  return decode(StateMessageSchema, bytes, 'state message')
+}
+
+export function encodeExchange (message: Exchange): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(message))
+  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
+    throw new StateMessageTooLargeError(`exchange of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
+  }
+  return bytes
+}
+
+export function decodeExchange (bytes: Uint8Array): Exchange {
+  return decode(ExchangeSchema, bytes, 'exchange')
 }
 
 /** True when `a` is newer than `b`: a later incarnation, or a higher seq in the same one. */

@@ -13,6 +13,8 @@ const run = promisify(execFile)
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = join(REPO, 'bin', 'goto-node.js')
+/** The CLI's entry in the sources: tests run what is in the tree, never a stale build. */
+export const ENTRY = join(REPO, 'node', 'cli', 'index.ts')
 
 export interface CliResult {
   code: number
@@ -23,7 +25,7 @@ export interface CliResult {
 /** Run the CLI as a user would; never throws on a non-zero exit. */
 export async function cli (args: string[], options: { env?: NodeJS.ProcessEnv, timeout?: number } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [ENTRY, ...args], {
       env: { ...process.env, ...options.env },
       timeout: options.timeout ?? 60_000
     })
@@ -93,7 +95,7 @@ export async function startAgent (init: AgentProcInit, dataDirIn?: string): Prom
   mkdirSync(dataDir, { recursive: true })
   const name = init.name ?? `host${init.index}`
   const apiHost = `${init.ip}:7070`
-  const args = [BIN, 'start', '--data-dir', dataDir, '--name', name, '--listen', `/ip4/${init.ip}/tcp/0`, '--api', apiHost, '--docker-host', init.dockerHost]
+  const args = [ENTRY, 'start', '--data-dir', dataDir, '--name', name, '--listen', `/ip4/${init.ip}/tcp/0`, '--api', apiHost, '--docker-host', init.dockerHost]
   for (const b of init.bootstrap ?? []) args.push('--bootstrap', b)
   const logFile = join(init.root, `agent${init.index}.log`)
   const out = openSync(logFile, 'a')

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { cli, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
+import { BIN, cli, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
 import { makeRoot, releaseRoot } from '../harness/procs.ts'
 
 /** One clear line on stderr, no stack trace. */
@@ -35,6 +35,11 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
       assert.equal(res.code, 0, command)
       assert.match(res.stdout, new RegExp(`^usage: goto-node ${command}`), command)
     }
+  })
+
+  it('runs from the package bin (the build, where there is one)', async () => {
+    const { execFileSync } = await import('node:child_process')
+    assert.equal(execFileSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).trim(), '0.1.0')
   })
 
   it('exits 2 on usage errors', async () => {

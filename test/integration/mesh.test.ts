@@ -17,10 +17,13 @@ describe('a mesh of 4 agents on 4 Docker engines', { timeout: 300_000 }, () => {
 
   it('each agent lists the other three as alive', async () => {
     for (const [i, agent] of cluster.agents.entries()) {
+      let last: Peer[] = []
       await until(async () => {
-        const peers = await peersOf(i)
-        return peers.filter(p => p.status === 'alive').length === 3
-      }, 10_000, `agent ${i} to see 3 peers`)
+        last = await peersOf(i)
+        return last.filter(p => p.status === 'alive').length === 3
+      }, 10_000, `agent ${i} to see 3 peers`).catch((err: Error) => {
+        throw new Error(`${err.message}; it sees ${JSON.stringify(last.map(p => `${p.name}:${p.status}`))}`)
+      })
       const res = await agent.cli(['peers', '--json'])
       assert.equal(res.code, 0, res.stderr)
       const peers: Peer[] = JSON.parse(res.stdout)

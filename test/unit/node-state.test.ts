@@ -49,24 +49,26 @@ describe('/goto/state/1.0.0 exchange', () => {
   it('swaps full states and checks each names the peer at the other end', async () => {
     const [outbound, inbound] = await streamPair()
     let got: NodeState | undefined
-    const answering = answerStateExchange(inbound, 'peer-a', () => state('peer-b'), (s) => { got = s })
-    const remote = await exchangeState(outbound, 'peer-b', state('peer-a'))
+    const hints = [{ peerId: 'peer-c', addrs: ['/ip4/127.0.0.3/tcp/1/p2p/peer-c'] }]
+    const answering = answerStateExchange(inbound, 'peer-a', () => ({ state: state('peer-b'), peers: hints }), (side) => { got = side.state })
+    const remote = await exchangeState(outbound, 'peer-b', { state: state('peer-a'), peers: [] })
     await answering
-    assert.equal(remote.peerId, 'peer-b')
+    assert.equal(remote.state.peerId, 'peer-b')
+    assert.deepEqual(remote.peers, hints)
     assert.equal(got?.peerId, 'peer-a')
   })
 
   it('refuses a state that names another peer than the sender', async () => {
     const [outbound, inbound] = await streamPair()
-    const answering = answerStateExchange(inbound, 'peer-a', () => state('peer-b'), () => { assert.fail('must not be taken') })
-    const sending = exchangeState(outbound, 'peer-b', state('peer-mallory'))
+    const answering = answerStateExchange(inbound, 'peer-a', () => ({ state: state('peer-b'), peers: [] }), () => { assert.fail('must not be taken') })
+    const sending = exchangeState(outbound, 'peer-b', { state: state('peer-mallory'), peers: [] })
     await assert.rejects(answering, { code: 'GOTO_ERR_STATE_ORIGIN_MISMATCH' })
     await assert.rejects(sending)
   })
 
   it('refuses a frame over the size cap before reading it whole', async () => {
     const [outbound, inbound] = await streamPair()
-    const answering = answerStateExchange(inbound, 'peer-a', () => state('peer-b'), () => { assert.fail('must not be taken') })
+    const answering = answerStateExchange(inbound, 'peer-a', () => ({ state: state('peer-b'), peers: [] }), () => { assert.fail('must not be taken') })
     // a varint length prefix announcing 2 MiB, then some bytes
     const prefix = [0x80, 0x80, 0x80, 0x01]
     outbound.send(new Uint8Array([...prefix, 1, 2, 3]))
