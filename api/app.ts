@@ -16,7 +16,9 @@ import { ApiError, problem, toProblem } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
 
 /** What the API needs of the agent. */
-export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'>
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
+  migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback'>
+}
 
 export interface AppInit {
   agent: ApiAgent
@@ -26,6 +28,25 @@ export interface AppInit {
 }
 
 const JoinBody = z.strictObject({ addr: z.string().min(1).max(1024) })
+
+const MigrateBody = z.strictObject({
+  container: z.string().min(1).max(256),
+  target: z.string().min(1).max(256),
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, 'a Docker container name').optional(),
+  consistency: z.enum(['freeze', 'stop']).optional(),
+  stopTimeout: z.number().int().min(0).max(3600).optional(),
+  dryRun: z.boolean().optional(),
+  allowBindMounts: z.boolean().optional(),
+  async: z.boolean().optional()
+})
+
+const MigrationId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a migration id (UUID)')
+
+function migrationId (value: string): string {
+  const parsed = MigrationId.safeParse(value)
+  if (!parsed.success) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `"${value}" is not a migration id (a UUID)`)
+  return parsed.data
+}
 
 async function readJson (req: { json: () => Promise<unknown> }): Promise<unknown> {
   try {
@@ -68,8 +89,28 @@ export function createApp (init: AppInit) {
       return c.json({ leaving: true, peerId: agent.peerId }, 202)
     })
 
+  const migrations = new Hono()
+    .use(requireToken({ token: init.token }))
+    .post('/', async (c) => {
+      const body = parseBody(MigrateBody, await readJson(c.req))
+      const { async: background, ...req } = body
+      const started = await agent.migrations.begin({ ...req, actor: 'api' })
+      if (background === true) return c.json(started, 202)
+      return c.json(await agent.migrations.finished(started.id, { signal: c.req.raw.signal }))
+    })
+    .get('/', async (c) => c.json({ migrations: await agent.migrations.list() }))
+    .get('/:id', async (c) => {
+      const id = migrationId(c.req.param('id'))
+      const record = await agent.migrations.get(id)
+      if (record == null) throw new ApiError(404, 'GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} on this node`)
+      return c.json(record)
+    })
+    .post('/:id/cancel', async (c) => c.json(await agent.migrations.cancel(migrationId(c.req.param('id')))))
+    .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), 'api')))
+
   const app = new Hono()
     .route('/', health)
+    .route('/v1/migrations', migrations)
     .route('/v1', v1)
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))
   app.onError((err, c) => toProblem(err, c))

@@ -15,6 +15,9 @@ import { createMeshNode, type MeshNode } from './mesh/libp2p.ts'
 import { dockerRuntime } from './runtime/docker.ts'
 import { noRuntime } from './runtime/none.ts'
 import { createStore, type Store } from './store.ts'
+import { createAuditLog, type AuditLog } from './audit/log.ts'
+import { createJournal } from './migration/journal.ts'
+import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
 import type { AgentConfig } from './config.ts'
 import type { PeerStatus } from './mesh/view.ts'
 import type { ContainerRuntime } from './runtime/runtime.ts'
@@ -69,12 +72,18 @@ export interface Agent {
   leave(): Promise<void>
   /** The gossip service, for tests and benchmarks that watch the view. */
   readonly gossip: Gossip
+  /** The migration engine: migrate, list, get, cancel, rollback. */
+  readonly migrations: Migrations
+  /** This node's audit log. */
+  readonly audit: AuditLog
 }
 
 export interface AgentOptions {
   logger?: Logger
   /** Use this runtime instead of the one `config.dockerHost` names. */
   runtime?: ContainerRuntime
+  /** Options of the migration engine (admission policy, retention). */
+  migration?: MigrationsInit
 }
 
 /** The mesh id: a short hash of the swarm key, so meshes never share a topic. */
@@ -115,6 +124,17 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     bootstrap: config.bootstrap
   })({ libp2p, runtime, store, logger: logger.child('mesh') })
 
+  const audit = createAuditLog(store.db, libp2p.peerId.toString(), secrets.privateKey)
+  const migrations = createMigrations({ ...config.migration, ...options.migration })({
+    libp2p,
+    runtime,
+    gossip,
+    journal: createJournal(store.db),
+    audit,
+    privateKey: secrets.privateKey,
+    logger: logger.child('migration')
+  })
+
   let startedAt = new Date()
   let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   let resolveStopped: () => void = () => {}
@@ -126,6 +146,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     peerId: libp2p.peerId.toString(),
     stopped,
     gossip,
+    migrations,
+    audit,
 
     async start () {
       // in order: store, runtime, network, gossip; a failure undoes what started
@@ -138,6 +160,9 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         await libp2p.start()
         started.push(async () => { await libp2p.stop() })
         await gossip.start()
+        started.push(async () => { await gossip.stop() })
+        await migrations.start()
+        await audit.append('node.started', { details: { name: config.name, runtime: runtime.description } })
       } catch (err) {
         for (const undo of started.reverse()) await undo().catch(() => {})
         throw err
@@ -162,6 +187,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
       }
       state = 'stopping'
       stopping = (async () => {
+        await audit.append('node.left', { details: { name: config.name } }).catch(() => {})
+        await migrations.stop().catch(() => {})
         try {
           await gossip.leave()
         } catch (err) {

@@ -8,6 +8,7 @@ import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
+import type { AdmissionPolicy } from './migration/policy.ts'
 
 export const DEFAULT_API_HOST = '127.0.0.1'
 export const DEFAULT_API_PORT = 7070
@@ -51,6 +52,10 @@ export interface AgentConfig {
   /** When not empty, only these peer ids may connect (a connection gater enforces it). */
   allowPeers: string[]
   gossip: GossipTiming
+  migration: {
+    policy: AdmissionPolicy
+    rollbackRetentionMs?: number
+  }
 }
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
@@ -69,6 +74,17 @@ const FileSchema = z.strictObject({
     suspectAfterMs: z.number().int().min(100).optional(),
     goneAfterMs: z.number().int().min(100).optional(),
     forgetAfterMs: z.number().int().min(1000).optional()
+  }).optional(),
+  migration: z.strictObject({
+    rollbackRetentionMs: z.number().int().min(0).optional(),
+    policy: z.strictObject({
+      allowPrivileged: z.boolean().optional(),
+      allowHostNamespaces: z.boolean().optional(),
+      allowCapabilities: z.array(z.string()).optional(),
+      allowDevices: z.boolean().optional(),
+      allowHostPaths: z.array(z.string().startsWith('/')).optional(),
+      allowUnconfined: z.boolean().optional()
+    }).optional()
   }).optional()
 })
 
@@ -156,6 +172,10 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
       suspectAfterMs: intFromEnv(env, 'GOTO_SUSPECT_AFTER_MS') ?? file.gossip?.suspectAfterMs ?? DEFAULT_GOSSIP.suspectAfterMs,
       goneAfterMs: intFromEnv(env, 'GOTO_GONE_AFTER_MS') ?? file.gossip?.goneAfterMs ?? DEFAULT_GOSSIP.goneAfterMs,
       forgetAfterMs: file.gossip?.forgetAfterMs ?? DEFAULT_GOSSIP.forgetAfterMs
+    },
+    migration: {
+      policy: file.migration?.policy ?? {},
+      rollbackRetentionMs: file.migration?.rollbackRetentionMs
     }
   }
 }

@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { serve } from '@hono/node-server'
 import { createApp } from '../../api/app.ts'
 import { createAgent, VERSION, type MeshContainer, type NodeInfo, type PeerInfo } from '../agent.ts'
+import type { MigrationRecord } from '../migration/journal.ts'
 import { resolveConfig, defaultDataDir, type ConfigFlags } from '../config.ts'
 import { initDataDir, loadSecrets } from '../data-dir.ts'
 import { parseMultiaddr } from '../mesh/gossip.ts'
@@ -261,6 +262,183 @@ const commands: Record<string, Command> = {
     }
   }
 }
+
+function progressLine (r: MigrationRecord, startedAt: number): string {
+  const total = Math.max(r.bytes.total, r.bytes.moved, 1)
+  const pct = r.phase === 'activated' ? 100 : Math.min(99, Math.floor(r.bytes.moved / total * 100))
+  const width = 24
+  const filled = Math.round(pct / 100 * width)
+  const elapsed = Math.max(0.001, (Date.now() - startedAt) / 1000)
+  const rate = r.bytes.moved / elapsed
+  const eta = rate > 0 && pct < 100 ? `${Math.ceil((total - r.bytes.moved) / rate)}s` : '-'
+  return `${r.phase.padEnd(12)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  ${bytes(r.bytes.moved)}/${bytes(total)}  ${bytes(rate)}/s  eta ${eta}`
+}
+
+function migrationSummary (r: MigrationRecord): string {
+  const lines = [
+    `migration  ${r.id}`,
+    `container  ${r.container}${r.name !== r.container ? ` → ${r.name}` : ''}`,
+    `from       ${r.sourceNode} (${r.source})`,
+    `to         ${r.targetNode} (${r.target})`,
+    `role       ${r.role}`,
+    `phase      ${r.phase}`,
+    `moved      ${bytes(r.bytes.moved)} of ${bytes(r.bytes.total)}`
+  ]
+  if (r.downtimeMs != null) lines.push(`downtime   ${r.downtimeMs} ms`)
+  if (r.health != null) lines.push(`health     ${r.health}`)
+  if (r.rollbackName != null) lines.push(`rollback   ${r.rollbackName} (until ${r.rollbackExpiresAt ?? '-'})`)
+  if (r.error != null) lines.push(`error      ${r.error.code}: ${r.error.message}`)
+  lines.push('phases')
+  let prev: number | undefined
+  for (const p of r.phases) {
+    const t = Date.parse(p.at)
+    lines.push(`  ${p.at}  ${p.phase}${prev != null ? `  (+${t - prev} ms)` : ''}`)
+    prev = t
+  }
+  return lines.join('\n')
+}
+
+Object.assign(commands, {
+  migrate: {
+    summary: 'move a container of this node, with its config and volumes, to a peer',
+    usage: 'goto-node migrate [--async] [--dry-run] [--consistency freeze|stop] -s <source name> [-t <target name>] <target peer id, name or IP>',
+    details: `  -s, --source NAME       the container here
+  -t, --target-name NAME  its name on the target (default: the same)
+  --consistency freeze    pause it for the final copy: crash-consistent, and a failure simply resumes it (default)
+  --consistency stop      stop it gracefully first: application-consistent, right for databases
+  --stop-timeout SECONDS  how long a graceful stop may take (default 10)
+  --dry-run               plan, offer and admission only: what would cross, or why the target refuses
+  --async                 print the migration id and return at once
+  --allow-bind-mounts     move a container that bind-mounts host paths (the same paths must exist on the target)
+  --json                  print the final record as JSON
+  Exit 0 only once the container runs on the target.
+${CLIENT_HELP}`,
+    options: {
+      ...clientOptions,
+      ...jsonOption,
+      source: { type: 'string', short: 's' },
+      'target-name': { type: 'string', short: 't' },
+      consistency: { type: 'string' },
+      'stop-timeout': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      async: { type: 'boolean' },
+      'allow-bind-mounts': { type: 'boolean' }
+    },
+    positionals: [1, 1],
+    async run (values: Values, [target]: string[]) {
+      const source = str(values.source)
+      if (source == null) throw new UsageError('-s <source name> is required')
+      const consistency = str(values.consistency)
+      if (consistency != null && consistency !== 'freeze' && consistency !== 'stop') throw new UsageError('--consistency is freeze or stop')
+      const stopTimeout = str(values['stop-timeout'])
+      if (stopTimeout != null && !/^\d+$/.test(stopTimeout)) throw new UsageError('--stop-timeout takes whole seconds')
+      const c = await client(values)
+      const started = await c.post<MigrationRecord>('/v1/migrations', {
+        container: source,
+        target,
+        name: str(values['target-name']),
+        consistency,
+        stopTimeout: stopTimeout != null ? Number(stopTimeout) : undefined,
+        dryRun: values['dry-run'] === true,
+        allowBindMounts: values['allow-bind-mounts'] === true,
+        async: true
+      })
+      if (values.async === true) {
+        print(values.json === true ? JSON.stringify(started, null, 2) : started.id)
+        return 0
+      }
+      const t0 = Date.now()
+      const tty = process.stderr.isTTY === true
+      let record = started
+      let lastPhase = ''
+      while (!['activated', 'aborted', 'rolled-back', 'dry-run'].includes(record.phase)) {
+        await new Promise(resolve => setTimeout(resolve, 200))
+        record = await c.get<MigrationRecord>(`/v1/migrations/${started.id}`)
+        if (tty) process.stderr.write(`\r${progressLine(record, t0)}`)
+        else if (record.phase !== lastPhase) process.stderr.write(progressLine(record, t0) + '\n')
+        lastPhase = record.phase
+      }
+      if (tty) process.stderr.write(`\r${progressLine(record, t0)}\n`)
+      if (values.json === true) print(JSON.stringify(record, null, 2))
+      if (record.phase === 'dry-run') {
+        if (values.json !== true) print(`dry run: ${record.targetNode} admits ${record.container}; about ${bytes(record.bytes.total)} would cross (migration ${record.id})`)
+        return 0
+      }
+      if (record.phase !== 'activated') {
+        process.stderr.write(`goto-node migrate: ${record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'}: ${record.error?.message ?? record.phase} (migration ${record.id}; ${record.container} runs here as before)\n`)
+        return 1
+      }
+      if (values.json !== true) {
+        print(`migrated ${record.container} to ${record.targetNode} as ${record.name}`)
+        print(`  migration  ${record.id}`)
+        print(`  downtime   ${record.downtimeMs ?? '-'} ms`)
+        print(`  moved      ${bytes(record.bytes.moved)}`)
+        print(`  rollback   goto-node rollback ${record.id}`)
+      }
+      if (record.error != null) {
+        process.stderr.write(`goto-node migrate: ${record.error.code}: ${record.error.message}\n`)
+        return 1
+      }
+      return 0
+    }
+  },
+
+  migrations: {
+    summary: 'list the migrations this node took part in',
+    usage: 'goto-node migrations [--json] [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [0, 0],
+    async run (values: Values) {
+      const { migrations } = await (await client(values)).get<{ migrations: MigrationRecord[] }>('/v1/migrations')
+      if (values.json === true) {
+        print(JSON.stringify(migrations, null, 2))
+        return 0
+      }
+      if (migrations.length === 0) {
+        print('no migrations yet')
+        return 0
+      }
+      print(table(['ID', 'ROLE', 'CONTAINER', 'FROM', 'TO', 'PHASE', 'MOVED', 'DOWNTIME', 'STARTED'],
+        migrations.map(m => [m.id, m.role, m.container, m.sourceNode, m.targetNode, m.phase, bytes(m.bytes.moved), m.downtimeMs != null ? `${m.downtimeMs} ms` : '-', ago(m.createdAt)])))
+      return 0
+    }
+  },
+
+  migration: {
+    summary: 'show one migration (phases with times, bytes, error), or cancel it before commit',
+    usage: 'goto-node migration <id> [--json] | goto-node migration cancel <id>',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [1, 2],
+    async run (values: Values, args: string[]) {
+      const c = await client(values)
+      if (args[0] === 'cancel') {
+        if (args[1] == null) throw new UsageError('missing the migration id')
+        const record = await c.post<MigrationRecord>(`/v1/migrations/${encodeURIComponent(args[1])}/cancel`)
+        print(values.json === true ? JSON.stringify(record, null, 2) : `migration ${record.id} is ${record.phase}`)
+        return record.phase === 'aborted' ? 0 : 1
+      }
+      if (args.length > 1) throw new UsageError(`unexpected argument "${args[1] ?? ''}"`)
+      const record = await c.get<MigrationRecord>(`/v1/migrations/${encodeURIComponent(args[0] ?? '')}`)
+      print(values.json === true ? JSON.stringify(record, null, 2) : migrationSummary(record))
+      return 0
+    }
+  },
+
+  rollback: {
+    summary: 'bring a migrated container back: the target\'s copy goes, the original runs again under its name',
+    usage: 'goto-node rollback <migration id> [--json] [--api URL] [--data-dir DIR]',
+    details: CLIENT_HELP,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [1, 1],
+    async run (values: Values, [id]: string[]) {
+      const record = await (await client(values)).post<MigrationRecord>(`/v1/migrations/${encodeURIComponent(id ?? '')}/rollback`)
+      print(values.json === true ? JSON.stringify(record, null, 2) : `rolled back: ${record.container} runs again on ${record.sourceNode} (migration ${record.id})`)
+      return 0
+    }
+  }
+} satisfies Record<string, Command>)
 
 function helpText (): string {
   const names = Object.keys(commands)

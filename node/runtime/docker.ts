@@ -86,6 +86,7 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
   }
 
   return {
+    ...dockerMigrationOps(docker),
     get description () { return `docker ${version} at ${init.host}` },
 
     async start (options: RuntimeOptions = {}) {
@@ -151,6 +152,119 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
     onChange (listener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }
+    }
+  }
+}
+
+/** Docker's 404 on any object. */
+export function isNotFound (err: unknown): boolean {
+  return (err as { statusCode?: number })?.statusCode === 404
+}
+
+/** Drain a Docker progress stream, rejecting on the first `error` line. */
+async function drainProgress (stream: NodeJS.ReadableStream): Promise<void> {
+  let buffered = ''
+  let failure: string | undefined
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    buffered += chunk.toString('utf8')
+    let nl: number
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl).trim()
+      buffered = buffered.slice(nl + 1)
+      if (line === '') continue
+      try {
+        const msg = JSON.parse(line)
+        if (msg.error != null) failure ??= String(msg.errorDetail?.message ?? msg.error)
+      } catch {}
+    }
+  }
+  if (failure != null) throw new Error(failure)
+}
+
+export function dockerMigrationOps (docker: Docker): import('./runtime.ts').MigrationRuntime {
+  const container = (name: string): Docker.Container => docker.getContainer(name)
+  return {
+    async inspect (name) {
+      try {
+        const info: any = await container(name).inspect({ size: true } as any)
+        return {
+          id: info.Id,
+          name: String(info.Name).replace(/^\//, ''),
+          image: info.Config?.Image ?? info.Image,
+          running: info.State?.Running === true,
+          paused: info.State?.Paused === true,
+          status: info.State?.Status ?? 'unknown',
+          health: info.State?.Health?.Status,
+          sizeRootFs: info.SizeRootFs ?? 0,
+          inspect: info
+        }
+      } catch (err) {
+        if (isNotFound(err)) return undefined
+        throw err
+      }
+    },
+    async pause (name) { await container(name).pause() },
+    async unpause (name) { await container(name).unpause() },
+    async stopContainer (name, t) {
+      try { await container(name).stop({ t }) } catch (err: any) { if (err?.statusCode !== 304) throw err }
+    },
+    async kill (name) {
+      try { await container(name).kill() } catch (err: any) { if (err?.statusCode !== 409) throw err }
+    },
+    async startContainer (name) {
+      try { await container(name).start() } catch (err: any) { if (err?.statusCode !== 304) throw err }
+    },
+    async removeContainer (name, options = {}) {
+      try { await container(name).remove({ force: true, v: options.volumes === true }) } catch (err) { if (!isNotFound(err)) throw err }
+    },
+    async rename (name, to) { await container(name).rename({ name: to }) },
+    async setRestartPolicy (name, policy) { await container(name).update({ RestartPolicy: policy }) },
+    async commit (name, repo, tag) {
+      const res = await container(name).commit({ repo, tag, pause: false })
+      return res.Id as string
+    },
+    async saveImage (ref) { return await docker.getImage(ref).get() },
+    async loadImage (tar) { await drainProgress(await (docker.loadImage as (t: NodeJS.ReadableStream, o: object) => Promise<NodeJS.ReadableStream>)(tar, { quiet: true })) },
+    async imageExists (ref) {
+      try { await docker.getImage(ref).inspect(); return true } catch (err) { if (isNotFound(err)) return false; throw err }
+    },
+    async removeImage (ref) {
+      try { await docker.getImage(ref).remove({ force: true }) } catch (err) { if (!isNotFound(err)) throw err }
+    },
+    async createContainer (name, body) {
+      const created = await docker.createContainer({ ...body, name } as Docker.ContainerCreateOptions)
+      return created.id
+    },
+    async volumeExists (name) {
+      try { await docker.getVolume(name).inspect(); return true } catch (err) { if (isNotFound(err)) return false; throw err }
+    },
+    async createVolume (name, labels) { await docker.createVolume({ Name: name, Labels: labels }) },
+    async removeVolume (name) {
+      try { await docker.getVolume(name).remove({ force: true } as any) } catch (err) { if (!isNotFound(err)) throw err }
+    },
+    async volumeSizes () {
+      const df: any = await docker.df()
+      return new Map<string, number>((df.Volumes ?? []).map((v: any) => [v.Name, Math.max(0, v.UsageData?.Size ?? 0)]))
+    },
+    async getArchive (name, path) { return await container(name).getArchive({ path }) as NodeJS.ReadableStream },
+    async putArchive (name, path, tar) {
+      const res = await container(name).putArchive(tar, { path, noOverwriteDirNonDir: true })
+      if (res != null && typeof (res as any).resume === 'function') {
+        await new Promise<void>((resolve, reject) => { (res as any).on('end', resolve).on('error', reject).resume() })
+      }
+    },
+    async portsInUse () {
+      const list = await docker.listContainers({ filters: { status: ['running', 'paused', 'restarting'] } })
+      const used = new Set<string>()
+      for (const c of list) for (const p of c.Ports ?? []) if (p.PublicPort != null) used.add(`${p.PublicPort}/${p.Type}`)
+      // published but not realised (e.g. --network none) still claims the port on start
+      for (const c of list) {
+        const info: any = await docker.getContainer(c.Id).inspect().catch(() => undefined)
+        for (const [key, bindings] of Object.entries(info?.HostConfig?.PortBindings ?? {})) {
+          for (const b of (bindings as any[]) ?? []) if (Number(b.HostPort) > 0) used.add(`${Number(b.HostPort)}/${key.split('/')[1] ?? 'tcp'}`)
+        }
+      }
+      return used
     }
   }
 }

@@ -40,7 +40,7 @@ export interface RuntimeOptions {
   signal?: AbortSignal
 }
 
-export interface ContainerRuntime {
+export interface ContainerRuntime extends MigrationRuntime {
   /** e.g. `docker 20.10.24` or `none` */
   readonly description: string
   /** Connect and check the engine answers; throws RuntimeUnavailableError when not. */
@@ -53,3 +53,52 @@ export interface ContainerRuntime {
 }
 
 export const PINNED_LABEL = 'goto.pinned'
+
+export interface ContainerDetails {
+  id: string
+  name: string
+  image: string
+  running: boolean
+  paused: boolean
+  /** created, running, paused, restarting, removing, exited or dead */
+  status: string
+  /** healthy, unhealthy, starting, or undefined without a healthcheck */
+  health?: string
+  sizeRootFs: number
+  /** The raw `docker inspect` document. */
+  inspect: any
+}
+
+/** What the migration engine needs of an engine. All names are container names or ids. */
+export interface MigrationRuntime {
+  inspect(name: string): Promise<ContainerDetails | undefined>
+  pause(name: string): Promise<void>
+  unpause(name: string): Promise<void>
+  /** Graceful stop with a timeout (seconds), then SIGKILL. */
+  stopContainer(name: string, timeoutSeconds: number): Promise<void>
+  kill(name: string): Promise<void>
+  startContainer(name: string): Promise<void>
+  removeContainer(name: string, options?: { volumes?: boolean }): Promise<void>
+  rename(name: string, to: string): Promise<void>
+  setRestartPolicy(name: string, policy: { Name: string, MaximumRetryCount?: number }): Promise<void>
+  /** Commit the container's filesystem to an image; returns the image id. */
+  commit(name: string, repo: string, tag: string): Promise<string>
+  /** `docker save` of one image, as a stream. */
+  saveImage(ref: string): Promise<NodeJS.ReadableStream>
+  /** `docker load` from a stream; resolves when the engine has it all. */
+  loadImage(tar: NodeJS.ReadableStream): Promise<void>
+  imageExists(ref: string): Promise<boolean>
+  removeImage(ref: string): Promise<void>
+  createContainer(name: string, body: Record<string, unknown>): Promise<string>
+  volumeExists(name: string): Promise<boolean>
+  createVolume(name: string, labels: Record<string, string>): Promise<void>
+  removeVolume(name: string): Promise<void>
+  /** Bytes used by a volume (walks it through the engine's disk usage). */
+  volumeSizes(): Promise<Map<string, number>>
+  /** A tar of `path` inside the container (volumes mounted there included). */
+  getArchive(name: string, path: string): Promise<NodeJS.ReadableStream>
+  /** Extract a plain tar into `path` inside the (created or stopped) container. */
+  putArchive(name: string, path: string, tar: NodeJS.ReadableStream): Promise<void>
+  /** Host ports published by running containers, as `port/proto`. */
+  portsInUse(): Promise<Set<string>>
+}

@@ -26,7 +26,15 @@ function stubAgent (): ApiAgent & { joined: string[], left: number } {
       stub.joined.push(addr)
       return { peerId: '12D3KooWOther' }
     },
-    leave: async () => { stub.left++ }
+    leave: async () => { stub.left++ },
+    migrations: {
+      begin: async () => { throw new Error('not in this test') },
+      finished: async () => { throw new Error('not in this test') },
+      list: async () => [],
+      get: async () => undefined,
+      cancel: async () => { throw new Error('not in this test') },
+      rollback: async () => { throw new Error('not in this test') }
+    }
   }
   return stub
 }

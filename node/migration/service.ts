@@ -1,0 +1,919 @@
+/**
+ * The migration engine: moves one container, with its config and volumes,
+ * from this node (source) to a peer (target), or receives one.
+ *
+ * The source runs the steps of DESIGN.md in order — plan, offer, freeze,
+ * snapshot and stream, prepare, commit — and the target answers each. Both
+ * journal every phase before acting on it. Before the commit decision every
+ * failure resumes the source's original and cleans the target; after it the
+ * migration only goes forward. Sessions that break, and agents that restart,
+ * are finished by one resolver loop that reads the journal.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { posix } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { TypedEventEmitter, type Stream, type Connection } from '@libp2p/interface'
+import {
+  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, RemoteRefusalError, isCommitted, isFinal,
+  parseManifest, parseOfferPayload, session, type Control, type Manifest, type OfferPayload, type RefusalCode, type Session
+} from '../../protocols/migrate/index.ts'
+import { GotoError } from '../errors.ts'
+import { errorMessage, type Logger } from '../logger.ts'
+import { signText, verifyText } from '../signing.ts'
+import { checkPolicy, type AdmissionPolicy } from './policy.ts'
+import { createBody, publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
+import { uuidv7 } from './ids.ts'
+import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
+import type { AuditLog } from '../audit/log.ts'
+import type { Gossip } from '../mesh/gossip.ts'
+import type { MeshNode } from '../mesh/libp2p.ts'
+import type { ContainerRuntime } from '../runtime/runtime.ts'
+import type { Journal, MigrationRecord } from './journal.ts'
+import type { PrivateKey } from '@libp2p/interface'
+
+export class MigrationError extends GotoError {
+  override name = 'MigrationError'
+  override code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+export interface MigrateRequest {
+  /** Name (or id) of the container on this node. */
+  container: string
+  /** Peer id, node name, or an IP of the target. */
+  target: string
+  /** Its name on the target. @default the same name */
+  name?: string
+  /** @default 'freeze' */
+  consistency?: 'freeze' | 'stop'
+  /** Seconds a graceful stop may take. @default 10 */
+  stopTimeout?: number
+  dryRun?: boolean
+  /** Move a container with bind mounts of host paths (the target's policy must allow the paths). @default false */
+  allowBindMounts?: boolean
+  /** Who asked, for the audit log. */
+  actor?: string
+}
+
+export interface MigrationsInit {
+  policy?: AdmissionPolicy
+  /** How long the source keeps its stopped original. @default 24 h */
+  rollbackRetentionMs?: number
+  /** Disk the target keeps free beyond the estimate: bytes, and a factor on the estimate. */
+  diskMarginBytes?: number
+  diskMarginFactor?: number
+  /** Interval of the loop that finishes broken sessions. @default 1000 */
+  resolveMs?: number
+  failpoints?: Failpoints
+}
+
+export interface MigrationsComponents {
+  libp2p: MeshNode
+  runtime: ContainerRuntime
+  gossip: Gossip
+  journal: Journal
+  audit: AuditLog
+  privateKey: PrivateKey
+  logger: Logger
+}
+
+export interface MigrationsEvents {
+  /** A record changed (phase or progress). */
+  update: CustomEvent<MigrationRecord>
+}
+
+const PHASE_TIMEOUT_MS = 10 * 60_000
+
+function sha256Hex (): ReturnType<typeof createHash> { return createHash('sha256') }
+
+function refusal (code: RefusalCode, reason: string): { code: RefusalCode, reason: string } {
+  return { code, reason }
+}
+
+async function portFree (port: number, host: string): Promise<boolean> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.once('error', () => { resolve(false) })
+    server.listen({ port, host: host === '' ? '0.0.0.0' : host, exclusive: true }, () => { server.close(() => { resolve(true) }) })
+  })
+}
+
+function imageRefFor (name: string, id: string): string {
+  return `goto-migrate/${name.toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}:${id.slice(0, 8)}`
+}
+
+export class Migrations extends TypedEventEmitter<MigrationsEvents> {
+  readonly #c: MigrationsComponents
+  readonly #init: MigrationsInit
+  readonly #log: Logger
+  readonly #fail: Failpoints
+  /** Migrations a live session is driving; the resolver leaves these alone. */
+  readonly #active = new Map<string, AbortController>()
+  #timer: NodeJS.Timeout | undefined
+  #resolving = false
+  #shutdown = new AbortController()
+
+  constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
+    super()
+    this.#c = components
+    this.#init = init
+    this.#log = components.logger
+    this.#fail = init.failpoints ?? createFailpoints()
+  }
+
+  get #me (): string { return this.#c.libp2p.peerId.toString() }
+
+  async start (): Promise<void> {
+    this.#shutdown = new AbortController()
+    await this.#c.libp2p.handle(MIGRATE_PROTOCOL, async (stream, connection) => {
+      await this.#serve(stream, connection)
+    }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+    this.#timer = setInterval(() => { void this.#resolve() }, this.#init.resolveMs ?? 1000)
+    void this.#resolve()
+  }
+
+  async stop (): Promise<void> {
+    this.#shutdown.abort()
+    clearInterval(this.#timer)
+    for (const controller of this.#active.values()) controller.abort(new Error('agent stopping'))
+    await this.#c.libp2p.unhandle(MIGRATE_PROTOCOL).catch(() => {})
+  }
+
+  async list (): Promise<MigrationRecord[]> {
+    return (await this.#c.journal.all()).sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+  }
+
+  /** The record of a migration, the source's where this node holds both. */
+  async get (id: string): Promise<MigrationRecord | undefined> {
+    return await this.#c.journal.get(id, 'source') ?? await this.#c.journal.get(id, 'target')
+  }
+
+  async #save (record: MigrationRecord, phase?: MigrationRecord['phase'], patch: Partial<MigrationRecord> = {}): Promise<MigrationRecord> {
+    if (phase != null) {
+      await this.#c.journal.move(record, phase, patch)
+      await this.#c.audit.append(`migration.${phase}`, { migration: record.id, actor: record.actor, details: { role: record.role, container: record.container, source: record.source, target: record.target } }).catch(() => {})
+      this.#log.info('migration phase', { id: record.id, role: record.role, phase })
+    } else {
+      Object.assign(record, patch)
+      await this.#c.journal.put(record)
+    }
+    this.safeDispatchEvent('update', { detail: record })
+    return record
+  }
+
+  // ───────────────────────────── source ─────────────────────────────
+
+  #resolveTarget (target: string): { peerId: string, name: string } {
+    const peers = this.#c.gossip.view.peers()
+    const byId = peers.find(p => p.peerId === target)
+    const matches = byId != null
+      ? [byId]
+      : peers.filter(p => p.state.name === target || p.state.addrs.some(a => a.includes(`/ip4/${target}/`) || a.includes(`/ip6/${target}/`) || a.includes(`/dns4/${target}/`)))
+    if (matches.length === 0) throw new MigrationError('GOTO_ERR_UNKNOWN_TARGET', `no peer in the mesh is "${target}" (give a peer id, node name or IP from "goto-node peers")`)
+    if (matches.length > 1) throw new MigrationError('GOTO_ERR_AMBIGUOUS_TARGET', `"${target}" names ${matches.length} peers; give a peer id`)
+    const peer = matches[0]!
+    if (peer.peerId === this.#me) throw new MigrationError('GOTO_ERR_UNKNOWN_TARGET', 'the target is this node')
+    if (peer.status !== 'alive') throw new MigrationError('GOTO_ERR_TARGET_UNAVAILABLE', `${peer.state.name} is ${peer.status}`)
+    if (peer.nodeStatus !== 'active') throw new MigrationError('GOTO_ERR_TARGET_UNAVAILABLE', `${peer.state.name} is ${peer.nodeStatus}`)
+    return { peerId: peer.peerId, name: peer.state.name }
+  }
+
+  /**
+   * Plan a migration and run it in the background; resolves with the record
+   * once it is planned (its id known). `finished(id)` waits for the end.
+   */
+  async begin (req: MigrateRequest): Promise<MigrationRecord> {
+    const runtime = this.#c.runtime
+    const details = await runtime.inspect(req.container)
+    if (details == null) throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `no container "${req.container}" on this node`)
+    if (details.name.includes('-goto-rollback-')) throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `"${details.name}" is a rollback point, not a live container`)
+    const target = this.#resolveTarget(req.target)
+    const spec = specFromInspect(details.inspect)
+    if (req.name != null) spec.name = req.name
+    const binds = spec.mounts.filter(m => m.type === 'bind')
+    if (binds.length > 0 && req.allowBindMounts !== true) {
+      throw new MigrationError('GOTO_ERR_HOST_PATH', `"${details.name}" bind-mounts host paths (${binds.map(b => b.source).join(', ')}), which do not move with it; pass --allow-bind-mounts if the target has the same paths`)
+    }
+    for (const active of await this.#c.journal.pending()) {
+      if (active.role === 'source' && active.container === details.name) {
+        throw new MigrationError('GOTO_ERR_MIGRATION_IN_PROGRESS', `"${details.name}" is already moving (migration ${active.id})`)
+      }
+    }
+    const sizes = await runtime.volumeSizes().catch(() => new Map<string, number>())
+    const volumeBytes = spec.mounts.filter(m => m.type === 'volume').reduce((sum, m) => sum + (sizes.get(m.source) ?? 0), 0)
+    const id = uuidv7()
+    const now = new Date().toISOString()
+    const record: MigrationRecord = {
+      id,
+      role: 'source',
+      phase: 'planned',
+      phases: [{ phase: 'planned', at: now }],
+      source: this.#me,
+      target: target.peerId,
+      sourceNode: this.#c.gossip.localState().name,
+      targetNode: target.name,
+      container: details.name,
+      name: spec.name,
+      consistency: req.consistency ?? 'freeze',
+      dryRun: req.dryRun === true,
+      createdAt: now,
+      updatedAt: now,
+      actor: req.actor,
+      bytes: { total: details.sizeRootFs + volumeBytes, moved: 0 },
+      spec,
+      wasRunning: details.running,
+      wasPaused: details.paused,
+      restartPolicy: details.inspect.HostConfig?.RestartPolicy ?? { Name: 'no' },
+      imageRef: imageRefFor(spec.name, id)
+    }
+    await this.#c.audit.append('migration.planned', { migration: id, actor: req.actor, details: { role: 'source', container: details.name, target: target.peerId, dryRun: record.dryRun } })
+    await this.#c.journal.put(record)
+    const controller = new AbortController()
+    this.#active.set(id, controller)
+    void this.#runSource(record, req, controller.signal).finally(() => { this.#active.delete(id) })
+    return record
+  }
+
+  /** Resolve when the migration reaches a final phase (on either side of this node). */
+  async finished (id: string, options: { signal?: AbortSignal } = {}): Promise<MigrationRecord> {
+    for (;;) {
+      const record = await this.get(id)
+      if (record == null) throw new MigrationError('GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id}`)
+      if (isFinal(record.phase) && !this.#active.has(id)) return record
+      await new Promise<void>((resolve, reject) => {
+        const done = (): void => { cleanup(); resolve() }
+        const timer = setTimeout(done, 500)
+        const onUpdate = (evt: CustomEvent<MigrationRecord>): void => { if (evt.detail.id === id) done() }
+        const onAbort = (): void => { cleanup(); reject(options.signal?.reason ?? new Error('aborted')) }
+        const cleanup = (): void => {
+          clearTimeout(timer)
+          this.removeEventListener('update', onUpdate)
+          options.signal?.removeEventListener('abort', onAbort)
+        }
+        this.addEventListener('update', onUpdate)
+        options.signal?.addEventListener('abort', onAbort, { once: true })
+      })
+    }
+  }
+
+  async migrate (req: MigrateRequest, options: { signal?: AbortSignal } = {}): Promise<MigrationRecord> {
+    const record = await this.begin(req)
+    return await this.finished(record.id, options)
+  }
+
+  async #open (peerId: string, signal: AbortSignal): Promise<Session> {
+    const stream = await this.#c.libp2p.dialProtocol(peerIdFromString(peerId), MIGRATE_PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
+    return session(stream)
+  }
+
+  async #cut (peerId: string): Promise<void> {
+    await this.#c.libp2p.hangUp(peerIdFromString(peerId)).catch(() => {})
+  }
+
+  async #runSource (record: MigrationRecord, req: MigrationRequestLike, signal: AbortSignal): Promise<void> {
+    const runtime = this.#c.runtime
+    const spec = record.spec as ContainerSpec
+    let s: Session | undefined
+    const sig = AbortSignal.any([signal, this.#shutdown.signal])
+    try {
+      // offer
+      s = await this.#open(record.target, sig)
+      const payload: OfferPayload = {
+        id: record.id,
+        source: record.source,
+        target: record.target,
+        time: Date.now(),
+        spec,
+        diskBytes: record.bytes.total,
+        memoryBytes: Number(spec.hostConfig.Memory ?? 0) || Number(spec.hostConfig.MemoryReservation ?? 0) || 0,
+        consistency: record.consistency,
+        dryRun: record.dryRun
+      }
+      const text = JSON.stringify(payload)
+      await s.send({ type: 'offer', payload: text, signature: await signText(this.#c.privateKey, text) }, { signal: sig })
+      const accept = await s.expect('accept', { signal: sig })
+      if (record.dryRun) {
+        await s.send({ type: 'abort', id: record.id, reason: 'dry run' }, { signal: sig }).catch(() => {})
+        await s.close()
+        await this.#save(record, 'offered')
+        await this.#save(record, 'dry-run')
+        return
+      }
+      await this.#save(record, 'offered')
+      await this.#fail.hit('source:offered', async () => { await this.#cut(record.target) })
+
+      // freeze: downtime starts
+      const frozenAt = Date.now()
+      if (record.wasRunning === true && record.wasPaused !== true) {
+        if (record.consistency === 'stop') await runtime.stopContainer(record.container, req.stopTimeout ?? 10)
+        else await runtime.pause(record.container)
+      }
+      await this.#save(record, 'frozen', { frozenAt })
+      await this.#fail.hit('source:frozen', async () => { await this.#cut(record.target) })
+
+      // snapshot and stream
+      await runtime.commit(record.container, ...(record.imageRef as string).split(':') as [string, string])
+      await this.#save(record, 'transferring')
+      await s.send({ type: 'transfer', id: record.id, token: accept.token }, { signal: sig })
+      await s.expect('ok', { signal: sig })
+      const blobs: Manifest['blobs'] = []
+      blobs.push(await this.#sendBlob(s, record, 'image', await runtime.saveImage(record.imageRef as string), sig))
+      for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
+        blobs.push(await this.#sendBlob(s, record, `volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig))
+      }
+
+      // prepare: the target checks every hash against this signed manifest
+      const manifest: Manifest = { id: record.id, source: record.source, target: record.target, blobs }
+      const manifestText = JSON.stringify(manifest)
+      await s.send({ type: 'prepare', payload: manifestText, signature: await signText(this.#c.privateKey, manifestText) }, { signal: sig })
+      await s.expect('prepared', { signal: AbortSignal.any([sig, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+      await this.#save(record, 'prepared')
+      await this.#fail.hit('source:prepared', async () => { await this.#cut(record.target) })
+      if (sig.aborted) throw sig.reason
+    } catch (err) {
+      s?.abort(err as Error)
+      await this.#abortSource(record, err)
+      return
+    }
+
+    // commit: the decision, then only forward
+    try {
+      await this.#save(record, 'committed')
+      await this.#retireOriginal(record)
+      await this.#fail.hit('source:committed', async () => { await this.#cut(record.target) })
+      await s.send({ type: 'commit', id: record.id })
+      const activated = await s.expect('activated', { signal: AbortSignal.timeout(ACTIVATE_TIMEOUT_MS) })
+      await s.close()
+      await this.#finishSource(record, activated.at, activated.health)
+    } catch (err) {
+      s.abort(err as Error)
+      this.#log.warn('commit not acknowledged yet; will resend', { id: record.id, error: errorMessage(err) })
+      // the resolver resends the commit until the target answers
+    }
+  }
+
+  async #sendBlob (s: Session, record: MigrationRecord, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
+    await s.send({ type: 'blob', id: record.id, name }, { signal })
+    const hash = sha256Hex()
+    let bytes = 0
+    let lastSave = Date.now()
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      if (signal.aborted) throw signal.reason
+      hash.update(chunk)
+      bytes += chunk.byteLength
+      await s.sendData(chunk, { signal })
+      record.bytes.moved += chunk.byteLength
+      if (Date.now() - lastSave > 250) {
+        lastSave = Date.now()
+        this.safeDispatchEvent('update', { detail: record })
+        if (name === 'image' && bytes > 0) await this.#fail.hit('source:transfer', async () => { await this.#cut(record.target) })
+      }
+    }
+    const sha256 = hash.digest('hex')
+    await s.send({ type: 'blob-end', id: record.id, name, bytes, sha256 }, { signal })
+    await s.expect('ok', { signal: AbortSignal.any([signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+    await this.#save(record)
+    return { name, bytes, sha256 }
+  }
+
+  /** Before the decision: the original runs again as it was; nothing is left of the snapshot. */
+  async #abortSource (record: MigrationRecord, err: unknown): Promise<void> {
+    const runtime = this.#c.runtime
+    const code = (err as { code?: string })?.code
+    const message = errorMessage(err)
+    this.#log.warn('migration aborted', { id: record.id, error: message })
+    try {
+      const details = await runtime.inspect(record.container)
+      if (details != null) {
+        if (details.paused && record.wasPaused !== true) await runtime.unpause(record.container)
+        else if (!details.running && record.wasRunning === true) await runtime.startContainer(record.container)
+      }
+      await runtime.removeImage(record.imageRef as string).catch(() => {})
+    } catch (restoreErr) {
+      this.#log.error('could not restore the original after an abort', { id: record.id, error: errorMessage(restoreErr) })
+    }
+    await this.#save(record, 'aborted', { error: { code: typeof code === 'string' && code.startsWith('GOTO_ERR') ? code : 'GOTO_ERR_MIGRATION_FAILED', message } })
+    // tell the target, best effort; it also asks us when it has prepared
+    void this.#tellTarget(record, { type: 'abort', id: record.id, reason: message }).catch(() => {})
+  }
+
+  /** After the decision: the original is stopped for good and kept, renamed, as the rollback point. */
+  async #retireOriginal (record: MigrationRecord): Promise<void> {
+    const runtime = this.#c.runtime
+    const rollbackName = record.rollbackName ?? `${record.container}-goto-rollback-${record.id.slice(0, 8)}`
+    const current = await runtime.inspect(record.container) ?? await runtime.inspect(rollbackName)
+    if (current == null) throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `the original ${record.container} is gone`)
+    if (current.running || current.paused) await runtime.kill(current.id)
+    await runtime.setRestartPolicy(current.id, { Name: 'no' })
+    if (current.name !== rollbackName) await runtime.rename(current.id, rollbackName)
+    await this.#save(record, undefined, {
+      rollbackName,
+      rollbackExpiresAt: new Date(Date.now() + (this.#init.rollbackRetentionMs ?? 24 * 3600_000)).toISOString()
+    })
+  }
+
+  async #finishSource (record: MigrationRecord, at: number, health: string | undefined): Promise<void> {
+    await this.#c.runtime.removeImage(record.imageRef as string).catch(() => {})
+    const downtimeMs = record.frozenAt != null ? Math.max(0, at - record.frozenAt) : undefined
+    const healthy = health == null || health === 'healthy' || health === 'running'
+    await this.#save(record, 'activated', {
+      downtimeMs,
+      health,
+      bytes: { ...record.bytes, total: Math.max(record.bytes.total, record.bytes.moved) },
+      error: healthy ? undefined : { code: 'GOTO_ERR_ACTIVATION', message: `the container on ${record.targetNode} is ${String(health)}` }
+    })
+  }
+
+  async #tellTarget (record: MigrationRecord, message: Control): Promise<Control> {
+    const s = await this.#open(record.role === 'source' ? record.target : record.source, this.#shutdown.signal)
+    try {
+      await s.send(message)
+      const reply = await s.readControl({ signal: AbortSignal.timeout(ACTIVATE_TIMEOUT_MS) })
+      await s.close()
+      return reply
+    } catch (err) {
+      s.abort(err as Error)
+      throw err
+    }
+  }
+
+  /** Cancel before the commit: the source as before, the target clean. */
+  async cancel (id: string): Promise<MigrationRecord> {
+    const record = await this.#c.journal.get(id, 'source')
+    if (record == null) throw new MigrationError('GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} started on this node`)
+    if (isCommitted(record.phase)) throw new MigrationError('GOTO_ERR_ALREADY_COMMITTED', `migration ${id} is ${record.phase}; roll it back instead`)
+    if (isFinal(record.phase)) return record
+    this.#active.get(id)?.abort(new MigrationError('GOTO_ERR_CANCELLED', 'cancelled by request'))
+    return await this.finished(id)
+  }
+
+  /** Bring the container back to the source: the target's copy is removed, the original starts under its name. */
+  async rollback (id: string, actor?: string): Promise<MigrationRecord> {
+    const record = await this.#c.journal.get(id, 'source')
+    if (record == null) {
+      const target = await this.#c.journal.get(id, 'target')
+      if (target == null) throw new MigrationError('GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} on this node`)
+      // from the target: ask the source to run it
+      const reply = await this.#tellTarget(target, { type: 'rollback', id })
+      if (reply.type === 'error' || reply.type === 'reject') throw new MigrationError(`GOTO_ERR_${reply.code}`, reply.reason)
+      return await this.#c.journal.get(id, 'target') ?? target
+    }
+    if (record.phase !== 'activated') throw new MigrationError('GOTO_ERR_BAD_STATE', `migration ${id} is ${record.phase}; only an activated migration rolls back`)
+    const runtime = this.#c.runtime
+    const point = await runtime.inspect(record.rollbackName ?? '')
+    if (point == null) throw new MigrationError('GOTO_ERR_NO_ROLLBACK_POINT', `the rollback point of ${id} is gone (pruned?)`)
+    await this.#c.audit.append('migration.rollback-requested', { migration: id, actor })
+    const reply = await this.#tellTarget(record, { type: 'rollback', id })
+    if (reply.type !== 'ok') throw new MigrationError('GOTO_ERR_ROLLBACK_FAILED', `the target did not remove its copy: ${reply.type === 'error' ? reply.reason : reply.type}`)
+    await runtime.rename(point.id, record.container)
+    await runtime.setRestartPolicy(point.id, record.restartPolicy ?? { Name: 'no' })
+    if (record.wasRunning === true) await runtime.startContainer(point.id)
+    if (record.wasPaused === true) await runtime.pause(point.id)
+    return await this.#save(record, 'rolled-back', { actor })
+  }
+
+  // ───────────────────────────── target ─────────────────────────────
+
+  async #serve (stream: Stream, connection: Connection): Promise<void> {
+    const remote = connection.remotePeer.toString()
+    const s = session(stream)
+    let record: MigrationRecord | undefined
+    try {
+      const first = await s.readControl({ signal: this.#shutdown.signal })
+      switch (first.type) {
+        case 'offer':
+          record = await this.#admit(s, remote, first.payload, first.signature)
+          if (record != null) await this.#receive(s, remote, record)
+          return
+        case 'query': {
+          const mine = await this.#c.journal.get(first.id, 'source') ?? await this.#c.journal.get(first.id, 'target')
+          await s.send({ type: 'outcome', id: first.id, phase: mine?.phase ?? 'unknown' })
+          await s.close()
+          return
+        }
+        case 'commit': {
+          const mine = await this.#known(s, first.id, remote, 'target')
+          if (mine == null) return
+          await this.#activate(s, mine)
+          return
+        }
+        case 'abort': {
+          const mine = await this.#known(s, first.id, remote, 'target')
+          if (mine == null) return
+          if (isCommitted(mine.phase)) {
+            await s.send({ type: 'error', id: mine.id, code: 'BAD_STATE', reason: `migration is ${mine.phase}` })
+          } else {
+            await this.#cleanTarget(mine, first.reason)
+            await s.send({ type: 'ok', id: mine.id, step: 'abort' })
+          }
+          await s.close()
+          return
+        }
+        case 'rollback':
+          await this.#serveRollback(s, first.id, remote)
+          return
+        default:
+          await s.send({ type: 'error', id: '', code: 'BAD_STATE', reason: `a session cannot start with "${first.type}"` })
+          await s.close()
+      }
+    } catch (err) {
+      this.#log.warn('migration stream failed', { peer: remote, id: record?.id, error: errorMessage(err) })
+      s.abort(err as Error)
+    } finally {
+      if (record != null) this.#active.delete(record.id)
+    }
+  }
+
+  async #known (s: Session, id: string, remote: string, role: 'source' | 'target'): Promise<MigrationRecord | undefined> {
+    const mine = await this.#c.journal.get(id, role)
+    if (mine == null || (role === 'target' ? mine.source : mine.target) !== remote) {
+      await s.send({ type: 'error', id, code: 'UNKNOWN_MIGRATION', reason: `no migration ${id} with this peer` })
+      await s.close()
+      return undefined
+    }
+    return mine
+  }
+
+  async #admit (s: Session, remote: string, text: string, signature: string): Promise<MigrationRecord | undefined> {
+    let offer: OfferPayload
+    try {
+      offer = parseOfferPayload(text)
+    } catch (err) {
+      await s.send({ type: 'error', id: '', code: 'BAD_STATE', reason: errorMessage(err) })
+      await s.close()
+      return undefined
+    }
+    const refuse = async (code: RefusalCode, reason: string): Promise<undefined> => {
+      this.#log.warn('migration refused', { id: offer.id, peer: remote, code, reason })
+      await this.#c.audit.append('migration.refused', { migration: offer.id, details: { role: 'target', source: remote, code, reason, container: offer.spec.name } }).catch(() => {})
+      await s.send({ type: 'reject', id: offer.id, code, reason })
+      await s.close()
+      return undefined
+    }
+    const verdict = await this.#check(remote, offer, text, signature)
+    if (verdict != null) return await refuse(verdict.code, verdict.reason)
+    if (offer.dryRun) {
+      await s.send({ type: 'accept', id: offer.id, token: '', expiresAt: 0 })
+      await s.readControl({ signal: AbortSignal.timeout(5000) }).catch(() => undefined)
+      await s.close()
+      return undefined
+    }
+    const now = new Date().toISOString()
+    const token = randomBytes(32).toString('base64url')
+    const record: MigrationRecord = {
+      id: offer.id,
+      role: 'target',
+      phase: 'admitted',
+      phases: [{ phase: 'admitted', at: now }],
+      source: remote,
+      target: this.#me,
+      sourceNode: this.#c.gossip.view.get(remote)?.state.name ?? remote,
+      targetNode: this.#c.gossip.localState().name,
+      container: offer.spec.name,
+      name: offer.spec.name,
+      consistency: offer.consistency,
+      dryRun: false,
+      createdAt: now,
+      updatedAt: now,
+      bytes: { total: offer.diskBytes, moved: 0 },
+      spec: offer.spec as ContainerSpec,
+      imageRef: imageRefFor(offer.spec.name, offer.id),
+      token,
+      tokenExpiresAt: Date.now() + TOKEN_TTL_MS,
+      tokenUsed: false,
+      createdVolumes: []
+    }
+    this.#active.set(record.id, new AbortController())
+    await this.#c.journal.put(record)
+    await this.#c.audit.append('migration.admitted', { migration: record.id, details: { role: 'target', source: remote, container: record.name } })
+    this.#log.info('migration phase', { id: record.id, role: 'target', phase: 'admitted' })
+    await s.send({ type: 'accept', id: record.id, token, expiresAt: record.tokenExpiresAt as number })
+    await this.#fail.hit('target:admitted', async () => { await this.#cut(remote) })
+    return record
+  }
+
+  /** The admission checks, in order; undefined admits. */
+  async #check (remote: string, offer: OfferPayload, text: string, signature: string): Promise<{ code: RefusalCode, reason: string } | undefined> {
+    const runtime = this.#c.runtime
+    const peer = this.#c.gossip.view.get(remote)
+    if (peer == null || (peer.status !== 'alive' && peer.status !== 'suspect')) return refusal('NOT_MEMBER', 'the source is not a live member of this node\'s mesh view')
+    if (offer.source !== remote || !await verifyText(remote, text, signature)) return refusal('BAD_SIGNATURE', 'the offer\'s signature does not hold for the sending peer\'s key')
+    if (offer.target !== this.#me) return refusal('WRONG_TARGET', 'the offer names another target')
+    if (this.#c.runtime.description === 'none') return refusal('NO_RUNTIME', 'this node runs no containers')
+    if (this.#c.gossip.localState().state !== 'active') return refusal('DRAINING', 'this node is draining or leaving')
+    if (await this.#c.journal.get(offer.id, 'target') != null) return refusal('BAD_TOKEN', 'this migration was offered before')
+    const spec = offer.spec as ContainerSpec
+    const violation = checkPolicy(spec, this.#init.policy)
+    if (violation != null) return refusal(violation.code, violation.reason)
+    if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
+    for (const m of spec.mounts.filter(m => m.type === 'volume')) {
+      if (await runtime.volumeExists(m.source)) return refusal('VOLUME_EXISTS', `a volume named "${m.source}" exists on this node`)
+    }
+    const inUse = await runtime.portsInUse()
+    for (const p of publishedPorts(spec)) {
+      if (inUse.has(`${p.hostPort}/${p.proto}`) || (p.proto === 'tcp' && !await portFree(p.hostPort, p.hostIp))) {
+        return refusal('PORT_TAKEN', `host port ${p.hostPort}/${p.proto} is taken on this node`)
+      }
+    }
+    const capacity = await runtime.capacity()
+    if (offer.memoryBytes > capacity.memFree) return refusal('INSUFFICIENT_MEMORY', `the container asks for ${offer.memoryBytes} bytes of memory, ${capacity.memFree} are free`)
+    const need = Math.ceil(offer.diskBytes * (this.#init.diskMarginFactor ?? 1.2)) + (this.#init.diskMarginBytes ?? 64 * 1024 * 1024)
+    if (need > capacity.diskFree) return refusal('INSUFFICIENT_DISK', `the move needs ${need} bytes of disk with margin, ${capacity.diskFree} are free on the engine's data root`)
+    return undefined
+  }
+
+  async #receive (s: Session, remote: string, record: MigrationRecord): Promise<void> {
+    const runtime = this.#c.runtime
+    const spec = record.spec as ContainerSpec
+    const got = new Map<string, { bytes: number, sha256: string }>()
+    const signal = this.#shutdown.signal
+    let committed = false
+    try {
+      // the token: single use, bound to this migration and this peer, expiring
+      const transfer = await s.readControl({ signal: AbortSignal.any([signal, AbortSignal.timeout(TOKEN_TTL_MS)]) })
+      if (transfer.type === 'abort') {
+        await this.#cleanTarget(record, transfer.reason)
+        return
+      }
+      if (transfer.type !== 'transfer' || transfer.id !== record.id) throw new MigrationError('GOTO_ERR_BAD_STATE', `expected the transfer of ${record.id}`)
+      const fresh = await this.#c.journal.get(record.id, 'target') as MigrationRecord
+      const refusalOf = fresh.tokenUsed === true ? 'TOKEN_USED' : transfer.token !== fresh.token ? 'BAD_TOKEN' : Date.now() > (fresh.tokenExpiresAt ?? 0) ? 'TOKEN_EXPIRED' : undefined
+      if (refusalOf != null) {
+        await this.#c.audit.append('security.bad-token', { migration: record.id, details: { peer: remote, code: refusalOf } }).catch(() => {})
+        await s.send({ type: 'error', id: record.id, code: refusalOf, reason: refusalOf === 'TOKEN_USED' ? 'the token was used already' : refusalOf === 'BAD_TOKEN' ? 'the token is wrong' : 'the token expired' })
+        if (!fresh.tokenUsed) await this.#cleanTarget(record, refusalOf)
+        await s.close()
+        return
+      }
+      record.imageExisted = await runtime.imageExists(record.imageRef as string)
+      await this.#save(record, 'receiving', { tokenUsed: true })
+      await s.send({ type: 'ok', id: record.id, step: 'transfer' })
+
+      for (;;) {
+        const message = await s.readControl({ signal: AbortSignal.any([signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+        if (message.type === 'blob') {
+          got.set(message.name, await this.#receiveBlob(s, record, message.name))
+          await s.send({ type: 'ok', id: record.id, step: message.name })
+          if (message.name === 'image') {
+            for (const m of spec.mounts.filter(m => m.type === 'volume')) {
+              await runtime.createVolume(m.source, { 'goto.migration': record.id })
+              record.createdVolumes?.push(m.source)
+              await this.#save(record)
+            }
+            await runtime.createContainer(spec.name, createBody(spec, record.imageRef as string))
+            await this.#save(record, undefined, { containerCreated: true })
+          }
+        } else if (message.type === 'prepare') {
+          const manifest = parseManifest(message.payload)
+          if (manifest.id !== record.id || manifest.source !== remote || !await verifyText(remote, message.payload, message.signature)) {
+            await this.#c.audit.append('security.bad-signature', { migration: record.id, details: { peer: remote } }).catch(() => {})
+            throw new MigrationError('GOTO_ERR_BAD_SIGNATURE', 'the manifest\'s signature does not hold')
+          }
+          for (const blob of manifest.blobs) {
+            const mine = got.get(blob.name)
+            if (mine == null || mine.sha256 !== blob.sha256 || mine.bytes !== blob.bytes) throw new MigrationError('GOTO_ERR_BAD_CHUNK', `blob ${blob.name} does not match the manifest`)
+          }
+          if (manifest.blobs.length !== got.size) throw new MigrationError('GOTO_ERR_BAD_CHUNK', 'the manifest does not list every blob received')
+          await this.#save(record, 'prepared')
+          await this.#fail.hit('target:prepared', async () => { await this.#cut(remote) })
+          await s.send({ type: 'prepared', id: record.id })
+        } else if (message.type === 'commit') {
+          committed = true
+          await this.#activate(s, record)
+          return
+        } else if (message.type === 'abort') {
+          await this.#cleanTarget(record, message.reason)
+          return
+        } else {
+          throw new MigrationError('GOTO_ERR_BAD_STATE', `unexpected "${message.type}" while receiving`)
+        }
+      }
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      const wire = (typeof code === 'string' && code.startsWith('GOTO_ERR_') ? code.slice(9) : 'INTERNAL') as RefusalCode
+      await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
+      s.abort(err as Error)
+      const now = await this.#c.journal.get(record.id, 'target')
+      // not prepared: the source cannot have decided, so clean up now; prepared: wait for its word
+      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget(now, errorMessage(err))
+      throw err
+    }
+  }
+
+  async #receiveBlob (s: Session, record: MigrationRecord, name: string): Promise<{ bytes: number, sha256: string }> {
+    const runtime = this.#c.runtime
+    const spec = record.spec as ContainerSpec
+    const pass = new PassThrough({ highWaterMark: 1024 * 1024 })
+    let consumer: Promise<void>
+    if (name === 'image') {
+      consumer = runtime.loadImage(pass)
+    } else if (name.startsWith('volume:')) {
+      const destination = name.slice('volume:'.length)
+      if (!spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) throw new MigrationError('GOTO_ERR_BAD_STATE', `no volume is mounted at ${destination}`)
+      if (record.containerCreated !== true) throw new MigrationError('GOTO_ERR_BAD_STATE', 'a volume came before the image')
+      consumer = runtime.putArchive(spec.name, posix.dirname(destination), pass)
+    } else {
+      throw new MigrationError('GOTO_ERR_BAD_STATE', `unknown blob "${name}"`)
+    }
+    let failed: unknown
+    const settled = consumer.then(() => undefined, (err: unknown) => { failed = err; pass.destroy() })
+    const hash = sha256Hex()
+    let bytes = 0
+    for (;;) {
+      const frame = await s.read({ signal: AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+      if (failed != null) break
+      if (frame.kind === 'data') {
+        hash.update(frame.bytes)
+        bytes += frame.bytes.byteLength
+        record.bytes.moved += frame.bytes.byteLength
+        if (!pass.write(frame.bytes)) {
+          await Promise.race([new Promise(resolve => pass.once('drain', resolve)), settled])
+        }
+        if (bytes > 0 && name === 'image') await this.#fail.hit('target:receiving', async () => { await this.#cut(record.source) })
+        continue
+      }
+      const end = frame.message
+      if (end.type !== 'blob-end' || end.name !== name) throw new MigrationError('GOTO_ERR_BAD_STATE', `expected the end of ${name}`)
+      pass.end()
+      await settled
+      if (failed != null) break
+      const sha256 = hash.digest('hex')
+      if (sha256 !== end.sha256 || bytes !== end.bytes) {
+        await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { blob: name } }).catch(() => {})
+        throw new MigrationError('GOTO_ERR_BAD_CHUNK', `${name}: received ${bytes} bytes hashing ${sha256}, the source sent ${end.bytes} hashing ${end.sha256}`)
+      }
+      await this.#save(record)
+      return { bytes, sha256 }
+    }
+    const message = errorMessage(failed)
+    throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
+  }
+
+  /** The target's half of the commit: start, check it runs (and is healthy), answer. Idempotent. */
+  async #activate (s: Session, record: MigrationRecord): Promise<void> {
+    if (record.phase === 'activated') {
+      await s.send({ type: 'activated', id: record.id, at: Date.parse(record.phases.at(-1)?.at ?? '') || Date.now(), health: record.health })
+      await s.close()
+      return
+    }
+    if (record.phase !== 'prepared' && record.phase !== 'committed') {
+      await s.send({ type: 'error', id: record.id, code: 'BAD_STATE', reason: `migration is ${record.phase}, not prepared` })
+      await s.close()
+      return
+    }
+    await this.#save(record, 'committed')
+    await this.#fail.hit('target:committed', async () => { await this.#cut(record.source) })
+    const { at, health } = await this.#startAndCheck(record)
+    await this.#save(record, 'activated', { health })
+    await this.#fail.hit('target:activated', async () => { await this.#cut(record.source) })
+    await s.send({ type: 'activated', id: record.id, at, health })
+    await s.close()
+  }
+
+  async #startAndCheck (record: MigrationRecord): Promise<{ at: number, health: string }> {
+    const runtime = this.#c.runtime
+    await runtime.startContainer(record.name)
+    const at = Date.now()
+    const deadline = at + ACTIVATE_TIMEOUT_MS
+    for (;;) {
+      const details = await runtime.inspect(record.name)
+      if (details == null) return { at, health: 'missing' }
+      if (!details.running) return { at, health: details.status }
+      if (details.health == null) {
+        // no healthcheck: it runs; give it a moment to fall over if it will
+        await new Promise(resolve => setTimeout(resolve, 300))
+        const again = await runtime.inspect(record.name)
+        return { at, health: again?.running === true ? 'running' : again?.status ?? 'missing' }
+      }
+      if (details.health === 'healthy' || details.health === 'unhealthy' || Date.now() > deadline) return { at, health: details.health }
+      await new Promise(resolve => setTimeout(resolve, 250))
+    }
+  }
+
+  /** Leave nothing of an uncommitted migration: no container, volume or image it made. */
+  async #cleanTarget (record: MigrationRecord, reason: string): Promise<void> {
+    const runtime = this.#c.runtime
+    if (record.containerCreated === true || await runtime.inspect(record.name).then(d => d?.inspect?.Config?.Image === record.imageRef, () => false)) {
+      await runtime.removeContainer(record.name, { volumes: false }).catch(() => {})
+    }
+    for (const volume of record.createdVolumes ?? []) await runtime.removeVolume(volume).catch(() => {})
+    if (record.imageExisted !== true) await runtime.removeImage(record.imageRef as string).catch(() => {})
+    if (!isFinal(record.phase)) await this.#save(record, 'aborted', { error: { code: 'GOTO_ERR_ABORTED', message: reason } })
+  }
+
+  async #serveRollback (s: Session, id: string, remote: string): Promise<void> {
+    const asTarget = await this.#c.journal.get(id, 'target')
+    if (asTarget != null && asTarget.source === remote) {
+      if (asTarget.phase !== 'activated' && asTarget.phase !== 'rolled-back') {
+        await s.send({ type: 'error', id, code: 'BAD_STATE', reason: `migration is ${asTarget.phase}` })
+      } else {
+        await this.#c.runtime.removeContainer(asTarget.name, { volumes: false })
+        for (const volume of asTarget.createdVolumes ?? []) await this.#c.runtime.removeVolume(volume).catch(() => {})
+        await this.#c.runtime.removeImage(asTarget.imageRef as string).catch(() => {})
+        if (asTarget.phase !== 'rolled-back') await this.#save(asTarget, 'rolled-back')
+        await s.send({ type: 'ok', id, step: 'rollback' })
+      }
+      await s.close()
+      return
+    }
+    const asSource = await this.#c.journal.get(id, 'source')
+    if (asSource != null && asSource.target === remote) {
+      try {
+        await this.rollback(id, `peer ${remote}`)
+        await s.send({ type: 'ok', id, step: 'rollback' })
+      } catch (err) {
+        await s.send({ type: 'error', id, code: 'BAD_STATE', reason: errorMessage(err) })
+      }
+      await s.close()
+      return
+    }
+    await s.send({ type: 'error', id, code: 'UNKNOWN_MIGRATION', reason: `no migration ${id} with this peer` })
+    await s.close()
+  }
+
+  // ───────────────────────────── resolver ─────────────────────────────
+
+  /** Finish what broken sessions and restarts left: the journal says what each record needs. */
+  async #resolve (): Promise<void> {
+    if (this.#resolving || this.#shutdown.signal.aborted) return
+    this.#resolving = true
+    try {
+      for (const record of await this.#c.journal.pending()) {
+        if (this.#active.has(record.id)) continue
+        try {
+          await this.#resolveOne(record)
+        } catch (err) {
+          this.#log.debug('could not resolve migration yet', { id: record.id, role: record.role, phase: record.phase, error: errorMessage(err) })
+        }
+      }
+      await this.#prune()
+    } finally {
+      this.#resolving = false
+    }
+  }
+
+  async #resolveOne (record: MigrationRecord): Promise<void> {
+    if (record.role === 'source') {
+      if (!isCommitted(record.phase)) {
+        await this.#abortSource(record, new MigrationError('GOTO_ERR_INTERRUPTED', `the migration was interrupted in phase ${record.phase}`))
+        return
+      }
+      // committed: make sure the original is retired, then resend the commit
+      await this.#retireOriginal(record)
+      const reply = await this.#tellTarget(record, { type: 'commit', id: record.id })
+      if (reply.type === 'activated') await this.#finishSource(record, reply.at, reply.health)
+      else throw new Error(`target answered ${reply.type}`)
+      return
+    }
+    switch (record.phase) {
+      case 'admitted':
+      case 'receiving':
+        await this.#cleanTarget(record, `the session broke in phase ${record.phase}`)
+        return
+      case 'prepared': {
+        const reply = await this.#tellTarget(record, { type: 'query', id: record.id })
+        if (reply.type !== 'outcome') return
+        if (reply.phase === 'committed' || reply.phase === 'activated') {
+          // the source decided; it will also resend the commit, and activation is idempotent
+          await this.#save(record, 'committed')
+          const { health } = await this.#startAndCheck(record)
+          await this.#save(record, 'activated', { health })
+        } else if (reply.phase === 'aborted' || reply.phase === 'unknown' || reply.phase === 'dry-run') {
+          await this.#cleanTarget(record, `the source says ${reply.phase}`)
+        }
+        return
+      }
+      case 'committed': {
+        const { health } = await this.#startAndCheck(record)
+        await this.#save(record, 'activated', { health })
+      }
+    }
+  }
+
+  /** Remove rollback points whose retention ran out. */
+  async #prune (): Promise<void> {
+    const now = Date.now()
+    for (const record of await this.#c.journal.all()) {
+      if (record.role !== 'source' || record.phase !== 'activated' || record.rollbackName == null) continue
+      if (record.rollbackExpiresAt == null || Date.parse(record.rollbackExpiresAt) > now) continue
+      const point = await this.#c.runtime.inspect(record.rollbackName)
+      if (point != null) await this.#c.runtime.removeContainer(point.id, { volumes: true })
+      for (const m of record.spec?.mounts ?? []) if (m.type === 'volume') await this.#c.runtime.removeVolume(m.source).catch(() => {})
+      await this.#c.audit.append('migration.pruned', { migration: record.id, details: { rollbackName: record.rollbackName } }).catch(() => {})
+      await this.#save(record, undefined, { rollbackName: undefined, rollbackExpiresAt: undefined })
+    }
+  }
+}
+
+type MigrationRequestLike = Pick<MigrateRequest, 'stopTimeout'>
+
+export function migrations (init: MigrationsInit = {}): (components: MigrationsComponents) => Migrations {
+  return (components) => new Migrations(components, init)
+}
+
+export { RemoteRefusalError }
