@@ -17,6 +17,7 @@ import type { Agent } from '../node/agent.ts'
 
 /** What the API needs of the agent. */
 export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
+  audit: Pick<Agent['audit'], 'list'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback'>
 }
 
@@ -80,6 +81,17 @@ export function createApp (init: AppInit) {
     .post('/mesh/join', async (c) => {
       const body = parseBody(JoinBody, await readJson(c.req))
       return c.json(await agent.join(body.addr))
+    })
+    .get('/log', async (c) => {
+      const time = (name: string): number | undefined => {
+        const value = c.req.query(name)
+        if (value == null || value === '') return undefined
+        const t = Date.parse(value)
+        if (Number.isNaN(t)) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${name}: "${value}" is not an ISO 8601 time`)
+        return t
+      }
+      const entries = await agent.audit.list({ since: time('since'), till: time('till'), kind: c.req.query('kind'), migration: c.req.query('migration') })
+      return c.json({ entries })
     })
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted

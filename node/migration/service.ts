@@ -517,6 +517,15 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         case 'rollback':
           await this.#serveRollback(s, first.id, remote)
           return
+        case 'transfer': {
+          // a transfer belongs on its offer's stream: anything else is a replay or a guess
+          const mine = await this.#c.journal.get(first.id, 'target')
+          const code: RefusalCode = mine == null ? 'UNKNOWN_MIGRATION' : mine.tokenUsed === true ? 'TOKEN_USED' : mine.token !== first.token ? 'BAD_TOKEN' : 'BAD_STATE'
+          await this.#c.audit.append('security.bad-token', { migration: first.id, details: { peer: remote, code } }).catch(() => {})
+          await s.send({ type: 'error', id: first.id, code, reason: code === 'TOKEN_USED' ? 'the token was used already' : code === 'BAD_TOKEN' ? 'the token is wrong' : code === 'UNKNOWN_MIGRATION' ? 'no such migration was admitted' : 'a transfer must follow its offer on the same stream' })
+          await s.close()
+          return
+        }
         default:
           await s.send({ type: 'error', id: '', code: 'BAD_STATE', reason: `a session cannot start with "${first.type}"` })
           await s.close()

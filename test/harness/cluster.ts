@@ -24,6 +24,8 @@ export interface ClusterInit {
   env?: NodeJS.ProcessEnv
   config?: Record<string, unknown>
   label?: string
+  /** A data root for host i's engine (e.g. a small filesystem the callback mounts), or undefined for the default. */
+  dataRoot?: (root: string, index: number) => string | undefined
 }
 
 export interface Cluster {
@@ -86,7 +88,7 @@ export async function startCluster (init: ClusterInit): Promise<Cluster> {
 
   try {
     if (withEngines) {
-      const started = await Promise.all(Array.from({ length: init.hosts }, async (_, index) => await startEngine({ root, index })))
+      const started = await Promise.all(Array.from({ length: init.hosts }, async (_, index) => await startEngine({ root, index, dataRoot: init.dataRoot?.(root, index) })))
       engines.push(...started)
     }
     const engineHost = (i: number): string => withEngines ? (engines[i]?.host ?? 'none') : 'none'

@@ -27,6 +27,7 @@ function stubAgent (): ApiAgent & { joined: string[], left: number } {
       return { peerId: '12D3KooWOther' }
     },
     leave: async () => { stub.left++ },
+    audit: { list: async () => [] },
     migrations: {
       begin: async () => { throw new Error('not in this test') },
       finished: async () => { throw new Error('not in this test') },

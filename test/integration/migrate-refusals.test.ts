@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { BASE_IMAGE, startCluster, until, type Cluster } from '../harness/cluster.ts'
+import { startRawPeer, type RawPeer } from '../harness/raw-peer.ts'
+import { MIGRATE_PROTOCOL, session, type OfferPayload } from '../../protocols/migrate/index.ts'
+import { uuidv7 } from '../../node/migration/ids.ts'
+
+describe('a target refuses, with the reason code, and nothing moves', { timeout: 600_000 }, () => {
+  let cluster: Cluster
+  let raw: RawPeer
+
+  before(async () => {
+    cluster = await startCluster({
+      hosts: 3,
+      label: 'refuse',
+      // host 2's engine keeps its data on a 64 MiB filesystem
+      dataRoot: (root, index) => {
+        if (index !== 2) return undefined
+        const dir = join(root, 'small')
+        mkdirSync(dir, { recursive: true })
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', dir])
+        return dir
+      }
+    })
+    await until(async () => (await cluster.agents[0]!.call('GET', '/v1/peers')).body.peers.filter((p: any) => p.status === 'alive').length === 2, 10_000, 'the mesh')
+    const e0 = cluster.engines[0]!
+    await e0.docker(['run', '-d', '--network', 'none', '--name', 'app', '--publish', '18181:80', BASE_IMAGE, 'sleep', '100000'])
+    await e0.docker(['run', '-d', '--network', 'none', '--name', 'big', '-v', 'bigdata:/data', BASE_IMAGE, 'sh', '-c', 'head -c 100000000 /dev/zero > /data/zeros && exec sleep 100000'])
+    // created, not started: this sandbox cannot run privileged containers, and the policy reads the config alone
+    await e0.docker(['create', '--network', 'none', '--name', 'root-app', '--privileged', BASE_IMAGE, 'sleep', '100000'])
+    await until(async () => (await e0.docker(['exec', 'big', 'stat', '-c', '%s', '/data/zeros'])) === '100000000', 30_000, 'the big volume')
+    raw = await startRawPeer(cluster.agents[1]!, cluster.ip(7))
+  })
+  after(async () => {
+    await raw?.stop()
+    await cluster?.stop()
+  })
+
+  async function assertUntouched (): Promise<void> {
+    for (const [name, status] of [['app', 'running'], ['big', 'running'], ['root-app', 'created']]) {
+      assert.equal(JSON.parse(await cluster.engines[0]!.docker(['inspect', name!]))[0].State.Status, status, name)
+    }
+    for (const i of [1, 2]) {
+      const e = cluster.engines[i]!
+      const names = (await e.docker(['ps', '-a', '--format', '{{.Names}}'])).split('\n').filter(Boolean)
+      assert.ok(!names.some(n => ['app', 'big', 'root-app'].includes(n)), `engine ${i} has ${names.join(',')}`)
+      assert.doesNotMatch(await e.docker(['volume', 'ls', '-q']), /bigdata/)
+      assert.doesNotMatch(await e.docker(['images', '--format', '{{.Repository}}']), /goto-migrate/)
+    }
+  }
+
+  async function refused (args: string[], code: string): Promise<void> {
+    const res = await cluster.agents[0]!.cli(['migrate', ...args])
+    assert.equal(res.code, 1, res.stdout + res.stderr)
+    assert.match(res.stderr, new RegExp(code), res.stderr)
+    assert.doesNotMatch(res.stderr, /\n\s+at /)
+    await assertUntouched()
+  }
+
+  it('no disk space: the target engine\'s data root is too small', async () => {
+    await refused(['-s', 'big', 'host2'], 'GOTO_ERR_INSUFFICIENT_DISK: the move needs \\d+ bytes of disk')
+  })
+
+  it('name taken', async () => {
+    await cluster.engines[1]!.docker(['create', '--network', 'none', '--name', 'taken', BASE_IMAGE, 'true'])
+    await refused(['-s', 'app', '-t', 'taken', 'host1'], 'GOTO_ERR_NAME_TAKEN: a container named "taken" exists')
+    await cluster.engines[1]!.docker(['rm', 'taken'])
+  })
+
+  it('port taken', async () => {
+    const server: Server = createServer()
+    await new Promise<void>(resolve => server.listen(18181, '0.0.0.0', resolve))
+    try {
+      await refused(['-s', 'app', 'host1'], 'GOTO_ERR_PORT_TAKEN: host port 18181/tcp is taken')
+    } finally {
+      server.close()
+    }
+  })
+
+  it('privileged containers by policy', async () => {
+    await refused(['-s', 'root-app', 'host1'], 'GOTO_ERR_PRIVILEGED')
+  })
+
+  it('unknown container, unknown target', async () => {
+    await refused(['-s', 'nope', 'host1'], 'GOTO_ERR_UNKNOWN_CONTAINER: no container "nope"')
+    await refused(['-s', 'app', 'host9'], 'GOTO_ERR_UNKNOWN_TARGET')
+  })
+
+  it('a dry run says why the target refuses', async () => {
+    await refused(['--dry-run', '-s', 'big', 'host2'], 'GOTO_ERR_INSUFFICIENT_DISK')
+  })
+
+  describe('forged and replayed requests from a mesh member', () => {
+    const target = (): typeof cluster.agents[number] => cluster.agents[1]!
+
+    async function offer (fields: Partial<OfferPayload> = {}, signWith?: Awaited<ReturnType<typeof generateKeyPair>>): Promise<{ s: ReturnType<typeof session>, id: string }> {
+      const id = uuidv7()
+      const payload: OfferPayload = {
+        id,
+        source: raw.peerId,
+        target: target().peerId,
+        time: Date.now(),
+        spec: { name: `raw-${id.slice(-6)}`, image: 'x', config: { Cmd: ['true'] }, hostConfig: {}, mounts: [] },
+        diskBytes: 1000,
+        memoryBytes: 0,
+        consistency: 'freeze',
+        dryRun: false,
+        ...fields
+      }
+      const text = JSON.stringify(payload)
+      const key = signWith ?? raw.privateKey
+      const signature = Buffer.from(await key.sign(new TextEncoder().encode(text))).toString('base64url')
+      const s = session(await raw.open(target(), MIGRATE_PROTOCOL))
+      await s.send({ type: 'offer', payload: text, signature })
+      return { s, id }
+    }
+
+    before(async () => { await raw.introduce(target()) })
+
+    it('bad signature', async () => {
+      const { s } = await offer({}, await generateKeyPair('Ed25519'))
+      const reply = await s.readControl()
+      assert.equal(reply.type, 'reject')
+      assert.equal((reply as any).code, 'BAD_SIGNATURE')
+    })
+
+    it('wrong token', async () => {
+      const { s, id } = await offer()
+      const accept = await s.expect('accept')
+      await s.send({ type: 'transfer', id, token: accept.token.replace(/^./, c => c === 'A' ? 'B' : 'A') })
+      const reply = await s.readControl()
+      assert.equal(reply.type, 'error')
+      assert.equal((reply as any).code, 'BAD_TOKEN')
+      // and the admission is gone: the token cannot be tried again
+      const again = session(await raw.open(target(), MIGRATE_PROTOCOL))
+      await again.send({ type: 'transfer', id, token: accept.token })
+      assert.equal((await again.readControl() as any).code, 'BAD_STATE')
+    })
+
+    it('replayed token', async () => {
+      const { s, id } = await offer()
+      const accept = await s.expect('accept')
+      await s.send({ type: 'transfer', id, token: accept.token })
+      await s.expect('ok')
+      const replay = session(await raw.open(target(), MIGRATE_PROTOCOL))
+      await replay.send({ type: 'transfer', id, token: accept.token })
+      const reply = await replay.readControl()
+      assert.equal(reply.type, 'error')
+      assert.equal((reply as any).code, 'TOKEN_USED')
+      s.abort(new Error('done'))
+      // the broken session leaves nothing behind
+      await until(async () => (await target().call('GET', `/v1/migrations/${id}`)).body.phase === 'aborted', 5000, 'the target to clean up')
+    })
+
+    it('every refusal is in the target\'s audit log', async () => {
+      const { body } = await target().call('GET', '/v1/log')
+      const seen = (body.entries as any[]).map(e => `${e.kind}:${e.details?.code ?? ''}`)
+      for (const expected of ['migration.refused:BAD_SIGNATURE', 'migration.refused:NAME_TAKEN', 'migration.refused:PORT_TAKEN', 'migration.refused:PRIVILEGED', 'security.bad-token:BAD_TOKEN', 'security.bad-token:TOKEN_USED']) {
+        assert.ok(seen.includes(expected), `${expected} not in ${seen.join(' ')}`)
+      }
+      const small = (await cluster.agents[2]!.call('GET', '/v1/log?kind=migration')).body.entries as any[]
+      assert.ok(small.some(e => e.kind === 'migration.refused' && e.details.code === 'INSUFFICIENT_DISK'))
+    })
+  })
+})
