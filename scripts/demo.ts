@@ -30,8 +30,10 @@ await until(async () => {
   return peers.every(p => p.filter(x => x.status === 'alive').length === 2)
 }, 20_000, 'the mesh to form')
 
-await cluster.engines[0]!.docker(['run', '-d', '--network', 'none', '--name', 'web-1', '--label', 'app=web', BASE_IMAGE, 'httpd', '-f', '-p', '8080'])
+await cluster.engines[0]!.docker(['run', '-d', '--network', 'none', '--name', 'web-1', '--label', 'app=web', '-v', 'web-data:/var/www', BASE_IMAGE,
+  'sh', '-c', 'head -c 50000000 /dev/urandom > /var/www/assets.bin; echo "<h1>hello from Go-To</h1>" > /var/www/index.html; exec httpd -f -p 8080 -h /var/www'])
 await cluster.engines[1]!.docker(['run', '-d', '--network', 'none', '--name', 'db-1', '--label', 'app=db', BASE_IMAGE, 'sleep', '1d'])
+await until(async () => (await cluster.engines[0]!.docker(['exec', 'web-1', 'cat', '/var/www/index.html']).catch(() => '')).includes('hello'), 30_000, 'web-1 to write its data')
 
 const node = 'npx goto-node'
 const a0 = cluster.agents[0]!
@@ -44,8 +46,18 @@ say(`  ${node} status --api ${a0.api} --data-dir ${a0.dataDir}`)
 say('\nChange it and watch the mesh follow:')
 say(`  docker -H ${cluster.engines[2]!.host} run -d --network none --name web-2 ${BASE_IMAGE} sleep 1d`)
 say(`  ${node} leave --api ${cluster.agents[2]!.api} --data-dir ${cluster.agents[2]!.dataDir}`)
+say('\nBefore the move:')
+say((await a0.cli(['list-containers'])).stdout)
+say(`Moving web-1 (50 MB volume) from host0 to host1:  ${node} migrate -s web-1 host1`)
+const { spawn } = await import('node:child_process')
+const { ENTRY } = await import('../test/harness/agent.ts')
+await new Promise<void>(resolve => {
+  const child = spawn(process.execPath, [ENTRY, 'migrate', '-s', 'web-1', 'host1', '--api', a0.api, '--data-dir', a0.dataDir], { stdio: 'inherit' })
+  child.on('exit', () => { resolve() })
+})
+say('\nAfter the move:')
+say((await a0.cli(['list-containers'])).stdout)
+say(`Its history:  ${node} migrations --api ${a0.api} --data-dir ${a0.dataDir}`)
+say(`Move it back: ${node} rollback <migration id> --api ${a0.api} --data-dir ${a0.dataDir}`)
 say('\nPress Ctrl-C to stop and remove everything.')
-
-const res = await a0.cli(['list-containers'])
-say('\n' + res.stdout)
 await new Promise(() => {})

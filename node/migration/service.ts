@@ -114,6 +114,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   readonly #fail: Failpoints
   /** Migrations a live session is driving; the resolver leaves these alone. */
   readonly #active = new Map<string, AbortController>()
+  /** Source sessions running, so stop() lets them finish their abort path. */
+  readonly #tasks = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #resolving = false
   #shutdown = new AbortController()
@@ -140,7 +142,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   async stop (): Promise<void> {
     this.#shutdown.abort()
     clearInterval(this.#timer)
-    for (const controller of this.#active.values()) controller.abort(new Error('agent stopping'))
+    for (const controller of this.#active.values()) controller.abort(new MigrationError('GOTO_ERR_AGENT_STOPPING', 'the agent is stopping'))
+    // a session aborted before the commit resumes the original; give it the time to
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.allSettled([...this.#tasks]), new Promise(resolve => { timer = setTimeout(resolve, 10_000) })])
+    clearTimeout(timer)
     await this.#c.libp2p.unhandle(MIGRATE_PROTOCOL).catch(() => {})
   }
 
@@ -235,7 +241,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await this.#c.journal.put(record)
     const controller = new AbortController()
     this.#active.set(id, controller)
-    void this.#runSource(record, req, controller.signal).finally(() => { this.#active.delete(id) })
+    const task: Promise<void> = this.#runSource(record, req, controller.signal).finally(() => {
+      this.#active.delete(id)
+      this.#tasks.delete(task)
+    })
+    this.#tasks.add(task)
     return record
   }
 
@@ -368,10 +378,10 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       bytes += chunk.byteLength
       await s.sendData(chunk, { signal })
       record.bytes.moved += chunk.byteLength
+      if (name === 'image') await this.#fail.hit('source:transfer', async () => { await this.#cut(record.target) })
       if (Date.now() - lastSave > 250) {
         lastSave = Date.now()
         this.safeDispatchEvent('update', { detail: record })
-        if (name === 'image' && bytes > 0) await this.#fail.hit('source:transfer', async () => { await this.#cut(record.target) })
       }
     }
     const sha256 = hash.digest('hex')
@@ -731,11 +741,22 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
     let failed: unknown
     const settled = consumer.then(() => undefined, (err: unknown) => { failed = err; pass.destroy() })
+    try {
+      return await this.#pumpBlob(s, record, name, pass, settled, () => failed)
+    } catch (err) {
+      // a broken stream ends the engine's half too, so it fails the load instead of waiting
+      pass.destroy(err as Error)
+      await settled
+      throw err
+    }
+  }
+
+  async #pumpBlob (s: Session, record: MigrationRecord, name: string, pass: PassThrough, settled: Promise<void>, failure: () => unknown): Promise<{ bytes: number, sha256: string }> {
     const hash = sha256Hex()
     let bytes = 0
     for (;;) {
       const frame = await s.read({ signal: AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
-      if (failed != null) break
+      if (failure() != null) break
       if (frame.kind === 'data') {
         hash.update(frame.bytes)
         bytes += frame.bytes.byteLength
@@ -750,7 +771,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       if (end.type !== 'blob-end' || end.name !== name) throw new MigrationError('GOTO_ERR_BAD_STATE', `expected the end of ${name}`)
       pass.end()
       await settled
-      if (failed != null) break
+      if (failure() != null) break
       const sha256 = hash.digest('hex')
       if (sha256 !== end.sha256 || bytes !== end.bytes) {
         await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { blob: name } }).catch(() => {})
@@ -759,7 +780,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       await this.#save(record)
       return { bytes, sha256 }
     }
-    const message = errorMessage(failed)
+    const message = errorMessage(failure())
     throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
   }
 

@@ -72,8 +72,8 @@ export interface AgentProc {
   /** SIGTERM and wait for the exit; resolves to the exit code. */
   stop(): Promise<number | null>
   exited(): Promise<number | null>
-  /** Start the same data dir again (after stop or kill), without bootstrap flags. */
-  restart(): Promise<AgentProc>
+  /** Start the same data dir again (after stop or kill), without bootstrap flags; `env` replaces the extra environment. */
+  restart(env?: NodeJS.ProcessEnv): Promise<AgentProc>
   log(): string
 }
 
@@ -156,8 +156,8 @@ export async function startAgent (init: AgentProcInit, dataDirIn?: string): Prom
       return code
     },
     exited: async () => await exitPromise,
-    async restart () {
-      return await startAgent({ ...init, bootstrap: [] }, dataDir)
+    async restart (env) {
+      return await startAgent({ ...init, bootstrap: [], env: env ?? init.env }, dataDir)
     },
     log: () => readFileSync(logFile, 'utf8')
   }
