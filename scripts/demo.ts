@@ -31,7 +31,7 @@ await until(async () => {
 }, 20_000, 'the mesh to form')
 
 await cluster.engines[0]!.docker(['run', '-d', '--network', 'none', '--name', 'web-1', '--label', 'app=web', '-v', 'web-data:/var/www', BASE_IMAGE,
-  'sh', '-c', 'head -c 50000000 /dev/urandom > /var/www/assets.bin; echo "<h1>hello from Go-To</h1>" > /var/www/index.html; exec httpd -f -p 8080 -h /var/www'])
+  'sh', '-c', '[ -f /var/www/index.html ] || head -c 50000000 /dev/urandom > /var/www/assets.bin; echo "<h1>hello from Go-To</h1>" > /var/www/index.html; exec httpd -f -p 8080 -h /var/www'])
 await cluster.engines[1]!.docker(['run', '-d', '--network', 'none', '--name', 'db-1', '--label', 'app=db', BASE_IMAGE, 'sleep', '1d'])
 await until(async () => (await cluster.engines[0]!.docker(['exec', 'web-1', 'cat', '/var/www/index.html']).catch(() => '')).includes('hello'), 30_000, 'web-1 to write its data')
 

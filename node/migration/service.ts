@@ -347,7 +347,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       if (sig.aborted) throw sig.reason
     } catch (err) {
       s?.abort(err as Error)
-      await this.#abortSource(record, err)
+      // a cancel or a stop surfaces as whatever the interrupted call threw; report why it was interrupted
+      await this.#abortSource(record, sig.aborted ? sig.reason : err)
       return
     }
 
@@ -758,11 +759,17 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       const frame = await s.read({ signal: AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
       if (failure() != null) break
       if (frame.kind === 'data') {
-        hash.update(frame.bytes)
-        bytes += frame.bytes.byteLength
-        record.bytes.moved += frame.bytes.byteLength
-        if (!pass.write(frame.bytes)) {
+        // a copy: the frame is a view on the network's buffers, which are reused
+        // while the engine still holds what we handed it
+        const data = Buffer.from(frame.bytes)
+        hash.update(data)
+        bytes += data.byteLength
+        record.bytes.moved += data.byteLength
+        if (!pass.write(data)) {
+          // back-pressure: the engine is slower than the link, so stop taking data until it catches up
+          s.pause()
           await Promise.race([new Promise(resolve => pass.once('drain', resolve)), settled])
+          s.resume()
         }
         if (bytes > 0 && name === 'image') await this.#fail.hit('target:receiving', async () => { await this.#cut(record.source) })
         continue

@@ -12,6 +12,14 @@ export const MAX_CONTROL_BYTES = 1024 * 1024
 export const MAX_DATA_FRAME_BYTES = 1024 * 1024
 export const DATA_SLICE_BYTES = 256 * 1024
 
+/**
+ * Bytes a migration stream may hold unread. A receiver pauses the stream while
+ * its sink (the engine) catches up, and Yamux may still deliver up to its
+ * largest window (16 MiB) after the pause; this leaves room for that, so
+ * back-pressure never turns into a buffer overflow, while still bounding memory.
+ */
+export const MAX_UNREAD_BYTES = 48 * 1024 * 1024
+
 /** Most blobs in one snapshot: the image plus one per mount, and Docker caps mounts well below this. */
 export const MAX_BLOBS = 128
 

@@ -4,7 +4,7 @@
  */
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
-import { CONTROL_TIMEOUT_MS, DATA_SLICE_BYTES, MAX_DATA_FRAME_BYTES } from './constants.ts'
+import { CONTROL_TIMEOUT_MS, DATA_SLICE_BYTES, MAX_DATA_FRAME_BYTES, MAX_UNREAD_BYTES } from './constants.ts'
 import { UnexpectedMessageError } from './errors.ts'
 import { decodeFrame, encodeControl, encodeData, type Control, type Frame } from './messages.ts'
 
@@ -23,6 +23,9 @@ export interface Session {
   expect<T extends Control['type']>(type: T, options?: SessionOptions): Promise<Extract<Control, { type: T }>>
   close(): Promise<void>
   abort(err: Error): void
+  /** Stop taking data from the peer (Yamux stops opening its window) until resume(). */
+  pause(): void
+  resume(): void
 }
 
 /** The other side refused or failed a step, with its reason code. */
@@ -43,7 +46,8 @@ function timeout (signal: AbortSignal | undefined, ms = CONTROL_TIMEOUT_MS): Abo
 }
 
 export function session (stream: Stream): Session {
-  const lp = lpStream(stream, { maxDataLength: MAX_DATA_FRAME_BYTES + 1 })
+  stream.maxReadBufferLength = MAX_UNREAD_BYTES
+  const lp = lpStream(stream, { maxDataLength: MAX_DATA_FRAME_BYTES + 1, maxBufferSize: MAX_UNREAD_BYTES })
   const s: Session = {
     stream,
     async send (message, options = {}) {
@@ -71,7 +75,13 @@ export function session (stream: Stream): Session {
     async close () {
       await stream.close({ signal: AbortSignal.timeout(5000) }).catch(() => { stream.abort(new Error('close timed out')) })
     },
-    abort (err) { stream.abort(err) }
+    abort (err) { stream.abort(err) },
+    pause () {
+      if (stream.readStatus === 'readable') stream.pause()
+    },
+    resume () {
+      if (stream.readStatus === 'paused') stream.resume()
+    }
   }
   return s
 }

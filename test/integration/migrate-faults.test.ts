@@ -67,14 +67,16 @@ describe('faults at every phase keep the invariants', { timeout: 1_200_000 }, ()
   }
 
   let current: Case
+  const sums = new Map<string, string>()
   for (const c of CASES) {
     it(`${c.action} at ${c.point}: ${c.committed ? 'completes once the agents are back' : 'the source runs as before, the target keeps nothing'}`, async () => {
       current = c
       const name = `f${++n}`
       const faulty = c.point.startsWith('source') ? 0 : 1
       const e0 = cluster.engines[0]!
-      await e0.docker(['run', '-d', '--network', 'none', '--name', name, '-v', `${name}-data:/data`, BASE_IMAGE, 'sh', '-c', 'head -c 3000000 /dev/urandom > /data/blob && head -c 3000000 /dev/urandom > /layer && exec sleep 100000'])
+      await e0.docker(['run', '-d', '--network', 'none', '--name', name, '-v', `${name}-data:/data`, BASE_IMAGE, 'sh', '-c', '[ -f /layer ] || { head -c 3000000 /dev/urandom > /data/blob && head -c 3000000 /dev/urandom > /layer; }; exec sleep 100000'])
       await until(async () => (await e0.docker(['exec', name, 'sh', '-c', 'stat -c %s /layer'])) === '3000000', 10_000, 'the data')
+      sums.set(name, await e0.docker(['exec', name, 'md5sum', '/data/blob', '/layer']))
       await restartWith(faulty, { GOTO_FAILPOINTS: `${c.point}=${c.action}` })
       await meshUp()
 
@@ -133,7 +135,7 @@ describe('faults at every phase keep the invariants', { timeout: 1_200_000 }, ()
         assert.equal(sourcePhase, 'activated')
         assert.equal(JSON.parse(await e1.docker(['inspect', name]))[0].State.Running, true, 'runs on the target')
         assert.ok(!(await running(0)).some(x => x.startsWith(name)), 'the original is stopped')
-        assert.equal(await e1.docker(['exec', name, 'stat', '-c', '%s', '/data/blob']), '3000000')
+        assert.equal(await e1.docker(['exec', name, 'md5sum', '/data/blob', '/layer']), sums.get(name), 'volume and layer arrived intact')
       } else {
         assert.equal(sourcePhase, 'aborted')
         const original = JSON.parse(await e0.docker(['inspect', name]))[0]

@@ -26,7 +26,7 @@ describe('cancel, consistency and concurrency', { timeout: 600_000 }, () => {
     assert.equal(res.code, 0, res.stderr + res.stdout)
     assert.match(res.stdout, /is aborted/)
     const record = (await cluster.agents[0]!.call('GET', `/v1/migrations/${id}`)).body
-    assert.equal(record.error.code, 'GOTO_ERR_CANCELLED')
+    assert.equal(record.error.code, 'GOTO_ERR_CANCELLED', JSON.stringify(record.error))
     assert.equal(JSON.parse(await e0.docker(['inspect', 'slow']))[0].State.Status, 'running')
     await until(async () => (await cluster.agents[1]!.call('GET', `/v1/migrations/${id}`)).body?.phase === 'aborted', 10_000, 'the target to clean up')
     const e1 = cluster.engines[1]!
@@ -42,9 +42,12 @@ describe('cancel, consistency and concurrency', { timeout: 600_000 }, () => {
   it('three migrations at once among three hosts all finish, one application-consistent', async () => {
     const names = ['ring-a', 'ring-b', 'ring-c']
     for (const [i, name] of names.entries()) {
-      await cluster.engines[i]!.docker(['run', '-d', '--network', 'none', '--name', name, '-v', `${name}-v:/v`, BASE_IMAGE, 'sh', '-c', `echo ${name} > /v/who; head -c 5000000 /dev/urandom > /v/r; exec sleep 100000`])
+      await cluster.engines[i]!.docker(['run', '-d', '--network', 'none', '--name', name, '-v', `${name}-v:/v`, BASE_IMAGE, 'sh', '-c', `[ -f /v/r ] || { echo ${name} > /v/who; head -c 30000000 /dev/urandom > /v/r; }; exec sleep 100000`])
     }
-    await new Promise(resolve => setTimeout(resolve, 500))
+    const sums = await Promise.all(names.map(async (name, i) => {
+      await until(async () => (await cluster.engines[i]!.docker(['exec', name, 'stat', '-c', '%s', '/v/r'])) === '30000000', 30_000, `${name}'s data`)
+      return await cluster.engines[i]!.docker(['exec', name, 'md5sum', '/v/r'])
+    }))
     const results = await Promise.all(names.map(async (name, i) => {
       const target = `host${(i + 1) % 3}`
       return await cluster.agents[i]!.cli(['migrate', '-s', name, ...(i === 1 ? ['--consistency', 'stop', '--stop-timeout', '2'] : []), target])
@@ -57,6 +60,7 @@ describe('cancel, consistency and concurrency', { timeout: 600_000 }, () => {
       const engine = cluster.engines[(i + 1) % 3]!
       assert.equal(JSON.parse(await engine.docker(['inspect', name]))[0].State.Running, true)
       assert.equal(await engine.docker(['exec', name, 'cat', '/v/who']), name)
+      assert.equal(await engine.docker(['exec', name, 'md5sum', '/v/r']), sums[i], `${name}'s volume arrived intact`)
       assert.match(await cluster.engines[i]!.docker(['ps', '-a', '--format', '{{.Names}} {{.State}}']), new RegExp(`${name}-goto-rollback-\\S+ exited`))
     }
     const { body } = await cluster.agents[1]!.call('GET', '/v1/migrations')
