@@ -14,6 +14,7 @@ import { z } from 'zod'
 import { requireToken } from './auth.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
+import { errorMessage, type Logger } from '../node/logger.ts'
 
 /** What the API needs of the agent. */
 export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
@@ -26,6 +27,8 @@ export interface AppInit {
   token: string
   /** Called after a leave was accepted and answered, to stop the process. */
   onLeave?: () => void
+  /** Where unexpected errors (500s) are logged. */
+  logger?: Logger
 }
 
 const JoinBody = z.strictObject({ addr: z.string().min(1).max(1024) })
@@ -125,7 +128,11 @@ export function createApp (init: AppInit) {
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))
-  app.onError((err, c) => toProblem(err, c))
+  app.onError((err, c) => {
+    const res = toProblem(err, c)
+    if (res.status >= 500) init.logger?.error('API request failed', { method: c.req.method, path: c.req.path, error: errorMessage(err), stack: (err as Error).stack?.split('\n').slice(1, 4).join(' | ') })
+    return res
+  })
   return app
 }
 

@@ -126,7 +126,7 @@ const commands: Record<string, Command> = {
       await agent.start()
 
       let exiting = false
-      const app = createApp({ agent, token: apiToken, onLeave: () => { void shutdown('leave') } })
+      const app = createApp({ agent, token: apiToken, logger: logger.child('api'), onLeave: () => { void shutdown('leave') } })
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () => { resolve(s) })
         s.once('error', reject)

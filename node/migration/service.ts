@@ -476,7 +476,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
     if (record.phase !== 'activated') throw new MigrationError('GOTO_ERR_BAD_STATE', `migration ${id} is ${record.phase}; only an activated migration rolls back`)
     const runtime = this.#c.runtime
-    const point = await runtime.inspect(record.rollbackName ?? '')
+    const point = record.rollbackName != null ? await runtime.inspect(record.rollbackName) : undefined
     if (point == null) throw new MigrationError('GOTO_ERR_NO_ROLLBACK_POINT', `the rollback point of ${id} is gone (pruned?)`)
     await this.#c.audit.append('migration.rollback-requested', { migration: id, actor })
     const reply = await this.#tellTarget(record, { type: 'rollback', id })

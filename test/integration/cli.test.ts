@@ -29,7 +29,7 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
   it('prints help for the program and each command, and exits 0', async () => {
     const top = await cli(['--help'])
     assert.equal(top.code, 0)
-    for (const command of ['init', 'start', 'join', 'leave', 'peers', 'status', 'list-containers']) {
+    for (const command of ['init', 'start', 'join', 'leave', 'peers', 'status', 'list-containers', 'migrate', 'migrations', 'migration', 'rollback']) {
       assert.match(top.stdout, new RegExp(`\\b${command}\\b`))
       const res = await cli([command, '--help'])
       assert.equal(res.code, 0, command)
@@ -47,6 +47,13 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     assertCleanError(await cli(['peers', '--bogus']), 2, /Unknown option '--bogus'[\s\S]*usage: goto-node peers/)
     assertCleanError(await cli(['join']), 2, /missing argument/)
     assertCleanError(await cli(['list-containers', 'a', 'b']), 2, /unexpected argument "b"/)
+    assertCleanError(await cli(['migrate', 'host1']), 2, /-s <source name> is required/)
+    assertCleanError(await cli(['migrate', '-s', 'web', '--consistency', 'maybe', 'host1']), 2, /--consistency is freeze or stop/)
+    assertCleanError(await cli(['migrate', '-s', 'web', '--stop-timeout', 'soon', 'host1']), 2, /whole seconds/)
+    assertCleanError(await cli(['migrate', '-s', 'web']), 2, /missing argument/)
+    assertCleanError(await cli(['migration']), 2, /missing argument/)
+    assertCleanError(await cli(['migration', 'cancel']), 2, /missing the migration id/)
+    assertCleanError(await cli(['rollback']), 2, /missing argument/)
   })
 
   it('status and peers in human and JSON form', async () => {
@@ -62,6 +69,16 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     assert.deepEqual(JSON.parse((await agent.cli(['peers', '--json'])).stdout), [])
     assert.deepEqual(JSON.parse((await agent.cli(['list-containers', '--json'])).stdout), [])
     assert.match((await agent.cli(['list-containers'])).stdout, /no containers in the mesh/)
+    assert.match((await agent.cli(['migrations'])).stdout, /no migrations yet/)
+    assert.deepEqual(JSON.parse((await agent.cli(['migrations', '--json'])).stdout), [])
+  })
+
+  it('migration commands say what is wrong, with the code', async () => {
+    assertCleanError(await agent.cli(['migrate', '-s', 'web', 'host9']), 1, /GOTO_ERR_UNKNOWN_CONTAINER|GOTO_ERR_UNKNOWN_TARGET/)
+    assertCleanError(await agent.cli(['migration', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION: no migration/)
+    assertCleanError(await agent.cli(['migration', 'nonsense']), 1, /GOTO_ERR_BAD_REQUEST: "nonsense" is not a migration id/)
+    assertCleanError(await agent.cli(['rollback', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION/)
+    assertCleanError(await agent.cli(['migration', 'cancel', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION/)
   })
 
   it('refuses an unreadable config with one clear message', async () => {

@@ -3,9 +3,11 @@ import { describe, it } from 'node:test'
 import { createApp, type ApiAgent } from '../../api/app.ts'
 import { compilePattern } from '../../node/agent.ts'
 import { DialError } from '../../node/errors.ts'
+import { MigrationError } from '../../node/migration/service.ts'
 import { parseMultiaddr } from '../../node/mesh/gossip.ts'
 
 const TOKEN = 'test-token-0123456789abcdef'
+const record = { id: '01a21b22-3118-716a-9b46-1f1b69f76a64', phase: 'planned', container: 'web-1' } as any
 const capacity = { cpus: 2, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, diskFree: 1 }
 
 function stubAgent (): ApiAgent & { joined: string[], left: number } {
@@ -29,10 +31,13 @@ function stubAgent (): ApiAgent & { joined: string[], left: number } {
     leave: async () => { stub.left++ },
     audit: { list: async () => [] },
     migrations: {
-      begin: async () => { throw new Error('not in this test') },
-      finished: async () => { throw new Error('not in this test') },
-      list: async () => [],
-      get: async () => undefined,
+      begin: async (req: { container: string }) => {
+        if (req.container !== 'web-1') throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `no container "${req.container}" on this node`)
+        return record
+      },
+      finished: async () => ({ ...record, phase: 'activated' }),
+      list: async () => [record],
+      get: async (id: string) => id === record.id ? record : undefined,
       cancel: async () => { throw new Error('not in this test') },
       rollback: async () => { throw new Error('not in this test') }
     }
@@ -119,5 +124,46 @@ describe('HTTP API', () => {
     const res = await app.request('/v1/nowhere', { headers: auth })
     assert.equal(res.status, 404)
     assert.equal((await json(res)).code, 'GOTO_ERR_NOT_FOUND')
+  })
+
+  it('starts migrations, sync and async, and says exactly what is wrong with a bad request', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    const post = async (path: string, body: string): Promise<Response> => await app.request(path, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body })
+    const sync = await post('/v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1' }))
+    assert.equal(sync.status, 200)
+    assert.equal((await json(sync)).phase, 'activated')
+    const background = await post('/v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', async: true }))
+    assert.equal(background.status, 202)
+    assert.equal((await json(background)).id, record.id)
+    const cases: Array<[string, number, string, RegExp]> = [
+      ['{}', 400, 'GOTO_ERR_BAD_REQUEST', /body\.container/],
+      [JSON.stringify({ container: 'web-1' }), 400, 'GOTO_ERR_BAD_REQUEST', /body\.target/],
+      [JSON.stringify({ container: 'web-1', target: 'h', consistency: 'maybe' }), 400, 'GOTO_ERR_BAD_REQUEST', /body\.consistency/],
+      [JSON.stringify({ container: 'web-1', target: 'h', name: '../x' }), 400, 'GOTO_ERR_BAD_REQUEST', /body\.name/],
+      [JSON.stringify({ container: 'web-1', target: 'h', stopTimeout: -1 }), 400, 'GOTO_ERR_BAD_REQUEST', /body\.stopTimeout/],
+      [JSON.stringify({ container: 'nope', target: 'h' }), 404, 'GOTO_ERR_UNKNOWN_CONTAINER', /no container "nope"/]
+    ]
+    for (const [body, status, code, detail] of cases) {
+      const res = await post('/v1/migrations', body)
+      assert.equal(res.status, status, body)
+      const problem = await json(res)
+      assert.equal(problem.code, code, body)
+      assert.match(problem.detail, detail)
+    }
+  })
+
+  it('lists and reads migrations; 404 and 400 on unknown or malformed ids', async () => {
+    const app = createApp({ agent: stubAgent(), token: TOKEN })
+    const get = async (path: string): Promise<Response> => await app.request(path, { headers: auth })
+    assert.equal((await json(await get('/v1/migrations'))).migrations.length, 1)
+    assert.equal((await json(await get(`/v1/migrations/${record.id}`))).id, record.id)
+    const missing = await get('/v1/migrations/01a21b22-3118-716a-9b46-000000000000')
+    assert.equal(missing.status, 404)
+    assert.equal((await json(missing)).code, 'GOTO_ERR_UNKNOWN_MIGRATION')
+    const malformed = await get('/v1/migrations/42')
+    assert.equal(malformed.status, 400)
+    assert.match((await json(malformed)).detail, /not a migration id/)
+    assert.equal((await app.request('/v1/migrations')).status, 401)
+    assert.equal((await app.request(`/v1/migrations/${record.id}/rollback`, { method: 'POST' })).status, 401)
   })
 })
