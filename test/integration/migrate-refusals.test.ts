@@ -33,6 +33,7 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
     await e0.docker(['run', '-d', '--network', 'none', '--name', 'big', '-v', 'bigdata:/data', BASE_IMAGE, 'sh', '-c', 'head -c 100000000 /dev/zero > /data/zeros && exec sleep 100000'])
     // created, not started: this sandbox cannot run privileged containers, and the policy reads the config alone
     await e0.docker(['create', '--network', 'none', '--name', 'root-app', '--privileged', BASE_IMAGE, 'sleep', '100000'])
+    await e0.docker(['run', '-d', '--network', 'none', '--name', 'binder', '-v', `${cluster.root}:/host-root:ro`, BASE_IMAGE, 'sleep', '100000'])
     await until(async () => (await e0.docker(['exec', 'big', 'stat', '-c', '%s', '/data/zeros'])) === '100000000', 30_000, 'the big volume')
     raw = await startRawPeer(cluster.agents[1]!, cluster.ip(7))
   })
@@ -42,13 +43,13 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
   })
 
   async function assertUntouched (): Promise<void> {
-    for (const [name, status] of [['app', 'running'], ['big', 'running'], ['root-app', 'created']]) {
+    for (const [name, status] of [['app', 'running'], ['big', 'running'], ['root-app', 'created'], ['binder', 'running']]) {
       assert.equal(JSON.parse(await cluster.engines[0]!.docker(['inspect', name!]))[0].State.Status, status, name)
     }
     for (const i of [1, 2]) {
       const e = cluster.engines[i]!
       const names = (await e.docker(['ps', '-a', '--format', '{{.Names}}'])).split('\n').filter(Boolean)
-      assert.ok(!names.some(n => ['app', 'big', 'root-app'].includes(n)), `engine ${i} has ${names.join(',')}`)
+      assert.ok(!names.some(n => ['app', 'big', 'root-app', 'binder'].includes(n)), `engine ${i} has ${names.join(',')}`)
       assert.doesNotMatch(await e.docker(['volume', 'ls', '-q']), /bigdata/)
       assert.doesNotMatch(await e.docker(['images', '--format', '{{.Repository}}']), /goto-migrate/)
     }
@@ -84,6 +85,11 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
 
   it('privileged containers by policy', async () => {
     await refused(['-s', 'root-app', 'host1'], 'GOTO_ERR_PRIVILEGED')
+  })
+
+  it('a bind mount of a host path: refused by the source unless asked, then by the target\'s policy', async () => {
+    await refused(['-s', 'binder', 'host1'], 'GOTO_ERR_HOST_PATH: "binder" bind-mounts host paths .* pass --allow-bind-mounts')
+    await refused(['-s', 'binder', '--allow-bind-mounts', 'host1'], 'GOTO_ERR_HOST_PATH: the container bind-mounts the host path')
   })
 
   it('unknown container, unknown target', async () => {
