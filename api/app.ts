@@ -9,16 +9,17 @@
  * const res = await app.request('/v1/peers', { headers: { authorization: `Bearer ${token}` } })
  * ```
  */
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { z } from 'zod'
 import { requireToken } from './auth.ts'
+import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
 import { errorMessage, type Logger } from '../node/logger.ts'
 
 /** What the API needs of the agent. */
 export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
-  audit: Pick<Agent['audit'], 'list'>
+  audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback'>
 }
 
@@ -76,8 +77,15 @@ export function createApp (init: AppInit) {
   const health = new Hono()
     .get('/healthz', (c) => c.json({ status: 'ok', peerId: agent.peerId }))
 
+  // every request that acts is in the audit log, written before the act
+  const recordActs: MiddlewareHandler = async (c, next) => {
+    if (c.req.method !== 'GET') await agent.audit.append('api.request', { actor: 'api', details: { method: c.req.method, path: c.req.path } })
+    await next()
+  }
+
   const v1 = new Hono()
     .use(requireToken({ token: init.token }))
+    .use(recordActs)
     .get('/node', (c) => c.json(agent.info()))
     .get('/peers', (c) => c.json({ peers: agent.peers() }))
     .get('/containers', (c) => c.json({ containers: agent.containers(c.req.query('match')) }))
@@ -88,13 +96,32 @@ export function createApp (init: AppInit) {
     .get('/log', async (c) => {
       const time = (name: string): number | undefined => {
         const value = c.req.query(name)
-        if (value == null || value === '') return undefined
-        const t = Date.parse(value)
-        if (Number.isNaN(t)) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${name}: "${value}" is not an ISO 8601 time`)
-        return t
+        return value == null || value === '' ? undefined : parseTime(value, name)
       }
-      const entries = await agent.audit.list({ since: time('since'), till: time('till'), kind: c.req.query('kind'), migration: c.req.query('migration') })
-      return c.json({ entries })
+      const count = (name: string, max: number): number | undefined => {
+        const value = c.req.query(name)
+        if (value == null || value === '') return undefined
+        const n = Number(value)
+        if (!Number.isInteger(n) || n < 0 || n > max) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${name}: "${value}" is not a whole number from 0 to ${max}`)
+        return n
+      }
+      const limit = count('limit', 10_000) ?? 1000
+      const offset = count('offset', Number.MAX_SAFE_INTEGER) ?? 0
+      const entries = await agent.audit.list({
+        since: time('since'),
+        till: time('till'),
+        node: c.req.query('node'),
+        kind: c.req.query('kind'),
+        migration: c.req.query('migration'),
+        limit: limit + 1,
+        offset
+      })
+      const more = entries.length > limit
+      return c.json({ entries: entries.slice(0, limit), next: more ? offset + limit : undefined })
+    })
+    .get('/log/verify', async (c) => {
+      const origins = await agent.audit.verify()
+      return c.json({ ok: origins.every(o => o.gaps.length === 0 && o.breaks.length === 0), origins, refused: agent.audit.refusedCount })
     })
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted
@@ -106,6 +133,7 @@ export function createApp (init: AppInit) {
 
   const migrations = new Hono()
     .use(requireToken({ token: init.token }))
+    .use(recordActs)
     .post('/', async (c) => {
       const body = parseBody(MigrateBody, await readJson(c.req))
       const { async: background, ...req } = body

@@ -16,6 +16,7 @@ import { dockerRuntime } from './runtime/docker.ts'
 import { noRuntime } from './runtime/none.ts'
 import { createStore, type Store } from './store.ts'
 import { createAuditLog, type AuditLog } from './audit/log.ts'
+import { replication as createReplication } from './audit/replication.ts'
 import { createJournal } from './migration/journal.ts'
 import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
 import type { AgentConfig } from './config.ts'
@@ -105,6 +106,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
   const secrets = await loadSecrets(config.dataDir)
   const meshId = meshIdOf(secrets.swarmKey)
   const topic = `${TOPIC_PREFIX}/${meshId}/state/1`
+  const logTopic = `${TOPIC_PREFIX}/${meshId}/log/1`
   const runtime = options.runtime ?? (config.dockerHost === 'none'
     ? noRuntime(config.dataDir)
     : dockerRuntime({ host: config.dockerHost, logger: logger.child('runtime') }))
@@ -115,7 +117,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     listen: config.listen,
     announce: config.announce,
     allowPeers: config.allowPeers,
-    topics: [topic]
+    topics: [topic, logTopic]
   })
   const gossip = createGossip({
     name: config.name,
@@ -125,6 +127,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
   })({ libp2p, runtime, store, logger: logger.child('mesh') })
 
   const audit = createAuditLog(store.db, libp2p.peerId.toString(), secrets.privateKey)
+  const replication = createReplication({ topic: logTopic, syncMs: config.logSyncMs })({ libp2p, log: audit, logger: logger.child('log') })
   const migrations = createMigrations({ ...config.migration, ...options.migration })({
     libp2p,
     runtime,
@@ -161,6 +164,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         started.push(async () => { await libp2p.stop() })
         await gossip.start()
         started.push(async () => { await gossip.stop() })
+        await replication.start()
+        started.push(async () => { await replication.stop() })
         await migrations.start()
         await audit.append('node.started', { details: { name: config.name, runtime: runtime.description } })
       } catch (err) {
@@ -194,6 +199,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         } catch (err) {
           logger.warn('leave announcement failed', { error: errorMessage(err) })
         }
+        await replication.stop().catch(() => {})
         await gossip.stop().catch(() => {})
         await Promise.resolve(libp2p.stop()).catch((err: unknown) => { logger.warn('libp2p stop failed', { error: errorMessage(err) }) })
         await runtime.stop().catch(() => {})

@@ -56,6 +56,8 @@ export interface AgentConfig {
     policy: AdmissionPolicy
     rollbackRetentionMs?: number
   }
+  /** Interval of the audit log's anti-entropy pull. @default 5000 */
+  logSyncMs?: number
 }
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
@@ -75,6 +77,7 @@ const FileSchema = z.strictObject({
     goneAfterMs: z.number().int().min(100).optional(),
     forgetAfterMs: z.number().int().min(1000).optional()
   }).optional(),
+  logSyncMs: z.number().int().min(100).optional(),
   migration: z.strictObject({
     rollbackRetentionMs: z.number().int().min(0).optional(),
     policy: z.strictObject({
@@ -173,6 +176,7 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
       goneAfterMs: intFromEnv(env, 'GOTO_GONE_AFTER_MS') ?? file.gossip?.goneAfterMs ?? DEFAULT_GOSSIP.goneAfterMs,
       forgetAfterMs: file.gossip?.forgetAfterMs ?? DEFAULT_GOSSIP.forgetAfterMs
     },
+    logSyncMs: file.logSyncMs,
     migration: {
       policy: file.migration?.policy ?? {},
       rollbackRetentionMs: file.migration?.rollbackRetentionMs

@@ -1,14 +1,22 @@
 /**
- * This node's audit log: entries written before the act they record, each
- * with the origin's per-origin sequence number, the hash of the origin's
- * previous entry, and the origin's Ed25519 signature over the entry's exact
- * JSON text. Kept in LevelDB under `audit!<origin>!<seq, 16 hex digits>`, so
- * one origin's entries read back in order.
+ * The audit log, as this node holds it: its own entries and every other
+ * origin's it has received. Each entry carries its origin's peer id, a
+ * per-origin sequence number, the time, the hash of the origin's previous
+ * entry and the origin's Ed25519 signature over the entry's exact JSON text,
+ * so any node can check any entry, and a missing or altered one breaks the chain.
+ *
+ * LevelDB layout (sublevels):
+ *   audit!<origin>!<seq, 16 hex>          → { text, signature }
+ *   audit-head!<origin>                   → { seq, hash }   the newest entry held
+ *   audit-time!<time>!<origin>!<seq>      → ''              index for time windows
  */
 import { createHash } from 'node:crypto'
-import type { PrivateKey } from '@libp2p/interface'
+import { TypedEventEmitter, type PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { z } from 'zod'
 import type { Level } from 'level'
 import { signText } from '../signing.ts'
+import type { SignedEntry } from '../../protocols/log-sync/index.ts'
 
 export interface AuditEntry {
   origin: string
@@ -22,70 +30,307 @@ export interface AuditEntry {
   details?: Record<string, unknown>
 }
 
-export interface StoredEntry {
-  /** The entry's exact JSON text, as signed. */
-  text: string
-  signature: string
-}
+export type StoredEntry = SignedEntry
 
 export interface AuditFilter {
   since?: number
   till?: number
+  /** Origin peer id, or a prefix of it. */
+  node?: string
+  /** A kind, or a prefix before a dot (`migration` matches `migration.committed`). */
   kind?: string
   migration?: string
+  /** @default 1000 */
+  limit?: number
+  offset?: number
 }
 
-export interface AuditLog {
+export interface IngestResult {
+  accepted: number
+  duplicates: number
+  refused: Array<{ origin: string, seq: number, reason: string }>
+  /** Entries ahead of what we hold: the sender has more we must pull. */
+  ahead: number
+}
+
+export interface OriginReport {
+  origin: string
+  entries: number
+  head: number
+  /** Missing sequence numbers, as ranges. */
+  gaps: Array<[number, number]>
+  /** Entries whose prev hash does not match the entry before, or whose signature does not hold. */
+  breaks: Array<{ seq: number, reason: string }>
+}
+
+export interface AuditEvents {
+  /** An entry was stored (own or received). */
+  entry: CustomEvent<{ entry: AuditEntry, stored: StoredEntry, own: boolean }>
+  /** A received entry was refused. */
+  refused: CustomEvent<{ origin: string, seq: number, reason: string, from: string }>
+}
+
+export interface AuditLog extends TypedEventEmitter<AuditEvents> {
+  readonly origin: string
   append(kind: string, fields?: { migration?: string, actor?: string, details?: Record<string, unknown> }): Promise<AuditEntry>
+  /** Check and store entries received from `from`; in order per origin, each checked against its chain. */
+  ingest(entries: StoredEntry[], from: string): Promise<IngestResult>
+  /** origin → highest sequence held without a gap. */
+  vector(): Promise<Record<string, number>>
+  /** Entries beyond `vector`, origin by origin in sequence order, at most `limit`. */
+  entriesAfter(vector: Record<string, number>, limit: number): Promise<StoredEntry[]>
   list(filter?: AuditFilter): Promise<AuditEntry[]>
+  verify(): Promise<OriginReport[]>
+  /** Entries refused since start. */
+  readonly refusedCount: number
 }
 
 const ZERO = '0'.repeat(64)
-const key = (origin: string, seq: number): string => `${origin}!${seq.toString(16).padStart(16, '0')}`
+const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
 
 export function entryHash (text: string): string {
   return createHash('sha256').update(text).digest('hex')
 }
 
-export function createAuditLog (db: Level<string, unknown>, origin: string, privateKey: PrivateKey): AuditLog {
-  const entries = db.sublevel<string, StoredEntry>('audit', { valueEncoding: 'json' })
-  let last: { seq: number, hash: string } | undefined
-  let queue: Promise<unknown> = Promise.resolve()
+const EntrySchema = z.strictObject({
+  origin: z.string().min(1).max(128),
+  seq: z.number().int().min(1),
+  time: z.string().max(40).refine(t => !Number.isNaN(Date.parse(t)), 'an ISO 8601 time'),
+  prev: z.string().regex(/^[0-9a-f]{64}$/),
+  kind: z.string().min(1).max(64),
+  migration: z.string().max(64).optional(),
+  actor: z.string().max(256).optional(),
+  details: z.record(z.string(), z.unknown()).optional()
+})
 
-  const tail = async (): Promise<{ seq: number, hash: string }> => {
-    if (last != null) return last
-    const found = await entries.values({ gte: `${origin}!`, lt: `${origin}!~`, reverse: true, limit: 1 }).all()
-    const stored = found[0]
-    last = stored == null ? { seq: 0, hash: ZERO } : { seq: (JSON.parse(stored.text) as AuditEntry).seq, hash: entryHash(stored.text) }
-    return last
+/** Parse and check one entry's shape; throws with a reason. */
+export function parseEntry (text: string): AuditEntry {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    throw new Error('not JSON')
+  }
+  const parsed = EntrySchema.safeParse(json)
+  if (!parsed.success) throw new Error(`breaks the schema at "${parsed.error.issues[0]?.path.join('.') ?? ''}"`)
+  return parsed.data
+}
+
+/** Merge entries by time, never reordering one origin's entries (their sequence orders them, not their clock). */
+export function mergeByTime (entries: AuditEntry[]): AuditEntry[] {
+  const byOrigin = new Map<string, AuditEntry[]>()
+  for (const e of entries) {
+    let list = byOrigin.get(e.origin)
+    if (list == null) byOrigin.set(e.origin, list = [])
+    list.push(e)
+  }
+  const queues = [...byOrigin.values()].map(list => list.sort((a, b) => a.seq - b.seq))
+  const at = queues.map(() => 0)
+  const out: AuditEntry[] = []
+  for (;;) {
+    let best = -1
+    for (let i = 0; i < queues.length; i++) {
+      const head = queues[i]![at[i]!]
+      if (head == null) continue
+      const current = best >= 0 ? queues[best]![at[best]!]! : undefined
+      if (current == null || head.time < current.time || (head.time === current.time && head.origin < current.origin)) best = i
+    }
+    if (best < 0) return out
+    out.push(queues[best]![at[best]!]!)
+    at[best]!++
+  }
+}
+
+export function createAuditLog (db: Level<string, unknown>, origin: string, privateKey: PrivateKey): AuditLog {
+  return new LevelAuditLog(db, origin, privateKey)
+}
+
+class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
+  readonly origin: string
+  refusedCount = 0
+  readonly #entries
+  readonly #heads
+  readonly #time
+  readonly #key: PrivateKey
+  readonly #publicKeys = new Map<string, ReturnType<typeof peerIdFromString>['publicKey']>()
+  #queue: Promise<unknown> = Promise.resolve()
+
+  constructor (db: Level<string, unknown>, origin: string, privateKey: PrivateKey) {
+    super()
+    this.origin = origin
+    this.#key = privateKey
+    this.#entries = db.sublevel<string, StoredEntry>('audit', { valueEncoding: 'json' })
+    this.#heads = db.sublevel<string, { seq: number, hash: string }>('audit-head', { valueEncoding: 'json' })
+    this.#time = db.sublevel<string, string>('audit-time', { valueEncoding: 'utf8' })
   }
 
-  return {
-    async append (kind, fields = {}) {
-      // appends are serialised so seq and prev stay a chain
-      const run = queue.then(async () => {
-        const before = await tail()
-        const entry: AuditEntry = { origin, seq: before.seq + 1, time: new Date().toISOString(), prev: before.hash, kind, ...fields }
-        const text = JSON.stringify(entry)
-        await entries.put(key(origin, entry.seq), { text, signature: await signText(privateKey, text) })
-        last = { seq: entry.seq, hash: entryHash(text) }
-        return entry
-      })
-      queue = run.catch(() => {})
-      return await run
-    },
-    async list (filter = {}) {
-      const out: AuditEntry[] = []
-      for await (const stored of entries.values()) {
-        const entry = JSON.parse(stored.text) as AuditEntry
-        const t = Date.parse(entry.time)
-        if (filter.since != null && t < filter.since) continue
-        if (filter.till != null && t > filter.till) continue
-        if (filter.kind != null && entry.kind !== filter.kind && !entry.kind.startsWith(filter.kind + '.')) continue
-        if (filter.migration != null && entry.migration !== filter.migration) continue
-        out.push(entry)
-      }
-      return out.sort((a, b) => a.time.localeCompare(b.time) || a.seq - b.seq)
+  /** One writer at a time, so heads and chains stay consistent. */
+  async #serial<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn)
+    this.#queue = run.catch(() => {})
+    return await run
+  }
+
+  async #head (origin: string): Promise<{ seq: number, hash: string }> {
+    return await this.#heads.get(origin) ?? { seq: 0, hash: ZERO }
+  }
+
+  async #store (entry: AuditEntry, stored: StoredEntry): Promise<void> {
+    const k = `${entry.origin}!${seqKey(entry.seq)}`
+    await this.#entries.db.batch([
+      { type: 'put', sublevel: this.#entries, key: k, value: stored },
+      { type: 'put', sublevel: this.#heads, key: entry.origin, value: { seq: entry.seq, hash: entryHash(stored.text) } },
+      { type: 'put', sublevel: this.#time, key: `${entry.time}!${k}`, value: '' }
+    ] as any)
+  }
+
+  async append (kind: string, fields: { migration?: string, actor?: string, details?: Record<string, unknown> } = {}): Promise<AuditEntry> {
+    return await this.#serial(async () => {
+      const head = await this.#head(this.origin)
+      const entry: AuditEntry = { origin: this.origin, seq: head.seq + 1, time: new Date().toISOString(), prev: head.hash, kind, ...fields }
+      const text = JSON.stringify(entry)
+      const stored = { text, signature: await signText(this.#key, text) }
+      await this.#store(entry, stored)
+      this.safeDispatchEvent('entry', { detail: { entry, stored, own: true } })
+      return entry
+    })
+  }
+
+  async #verifySignature (origin: string, stored: StoredEntry): Promise<boolean> {
+    let key = this.#publicKeys.get(origin)
+    if (key == null) {
+      key = peerIdFromString(origin).publicKey
+      this.#publicKeys.set(origin, key)
     }
+    if (key == null) return false
+    return await key.verify(new TextEncoder().encode(stored.text), Buffer.from(stored.signature, 'base64url'))
+  }
+
+  async ingest (entries: StoredEntry[], from: string): Promise<IngestResult> {
+    return await this.#serial(async () => {
+      const result: IngestResult = { accepted: 0, duplicates: 0, refused: [], ahead: 0 }
+      const heads = new Map<string, { seq: number, hash: string }>()
+      const refuse = (origin: string, seq: number, reason: string): void => {
+        this.refusedCount++
+        result.refused.push({ origin, seq, reason })
+        this.safeDispatchEvent('refused', { detail: { origin, seq, reason, from } })
+      }
+      // order each origin's entries by sequence, whatever order they came in
+      const parsed: Array<{ entry: AuditEntry, stored: StoredEntry }> = []
+      for (const stored of entries) {
+        try {
+          parsed.push({ entry: parseEntry(stored.text), stored })
+        } catch (err: any) {
+          refuse('unknown', 0, `unreadable entry: ${err.message}`)
+        }
+      }
+      parsed.sort((a, b) => a.entry.origin.localeCompare(b.entry.origin) || a.entry.seq - b.entry.seq)
+      for (const { entry, stored } of parsed) {
+        let head = heads.get(entry.origin)
+        if (head == null) heads.set(entry.origin, head = await this.#head(entry.origin))
+        if (entry.seq <= head.seq) {
+          const mine = await this.#entries.get(`${entry.origin}!${seqKey(entry.seq)}`)
+          if (mine?.text === stored.text) result.duplicates++
+          else if (mine != null) refuse(entry.origin, entry.seq, 'conflicts with the entry held for that sequence number')
+          else result.duplicates++
+          continue
+        }
+        if (entry.seq > head.seq + 1) {
+          result.ahead++
+          continue
+        }
+        let ok = false
+        try { ok = await this.#verifySignature(entry.origin, stored) } catch { ok = false }
+        if (!ok) {
+          refuse(entry.origin, entry.seq, 'the signature does not hold for the origin\'s key')
+          continue
+        }
+        if (entry.prev !== head.hash) {
+          refuse(entry.origin, entry.seq, 'its previous-entry hash does not match the chain')
+          continue
+        }
+        await this.#store(entry, stored)
+        head.seq = entry.seq
+        head.hash = entryHash(stored.text)
+        result.accepted++
+        this.safeDispatchEvent('entry', { detail: { entry, stored, own: false } })
+      }
+      return result
+    })
+  }
+
+  async vector (): Promise<Record<string, number>> {
+    const out: Record<string, number> = {}
+    for await (const [origin, head] of this.#heads.iterator()) out[origin] = head.seq
+    return out
+  }
+
+  async entriesAfter (vector: Record<string, number>, limit: number): Promise<StoredEntry[]> {
+    const out: StoredEntry[] = []
+    for await (const [origin, head] of this.#heads.iterator()) {
+      const have = vector[origin] ?? 0
+      if (head.seq <= have) continue
+      for await (const stored of this.#entries.values({ gt: `${origin}!${seqKey(have)}`, lt: `${origin}!~`, limit: limit - out.length })) {
+        out.push(stored)
+      }
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  async list (filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    const range: { gte?: string, lte?: string } = {}
+    if (filter.since != null) range.gte = new Date(filter.since).toISOString()
+    if (filter.till != null) range.lte = new Date(filter.till).toISOString() + '~'
+    const keys: string[] = []
+    for await (const key of this.#time.keys(range)) {
+      const rest = key.slice(key.indexOf('!') + 1)
+      if (filter.node != null && !rest.startsWith(filter.node)) continue
+      keys.push(rest)
+    }
+    const stored = keys.length === 0 ? [] : await this.#entries.getMany(keys)
+    const matched: AuditEntry[] = []
+    for (const s of stored) {
+      if (s == null) continue
+      const entry = JSON.parse(s.text) as AuditEntry
+      if (filter.kind != null && entry.kind !== filter.kind && !entry.kind.startsWith(filter.kind + '.')) continue
+      if (filter.migration != null && entry.migration !== filter.migration) continue
+      matched.push(entry)
+    }
+    const merged = mergeByTime(matched)
+    const offset = filter.offset ?? 0
+    return merged.slice(offset, offset + (filter.limit ?? 1000))
+  }
+
+  async verify (): Promise<OriginReport[]> {
+    const reports: OriginReport[] = []
+    for await (const [origin, head] of this.#heads.iterator()) {
+      const report: OriginReport = { origin, entries: 0, head: head.seq, gaps: [], breaks: [] }
+      let expected = 1
+      let prevHash = ZERO
+      for await (const stored of this.#entries.values({ gt: `${origin}!`, lt: `${origin}!~` })) {
+        let entry: AuditEntry
+        try {
+          entry = parseEntry(stored.text)
+        } catch (err: any) {
+          report.breaks.push({ seq: expected, reason: `unreadable: ${err.message}` })
+          continue
+        }
+        report.entries++
+        if (entry.seq > expected) {
+          report.gaps.push([expected, entry.seq - 1])
+        } else if (entry.prev !== prevHash) {
+          report.breaks.push({ seq: entry.seq, reason: 'previous-entry hash does not match' })
+        }
+        let ok = false
+        try { ok = await this.#verifySignature(origin, stored) } catch {}
+        if (!ok) report.breaks.push({ seq: entry.seq, reason: 'signature does not hold' })
+        expected = entry.seq + 1
+        prevHash = entryHash(stored.text)
+      }
+      if (expected <= head.seq) report.gaps.push([expected, head.seq])
+      reports.push(report)
+    }
+    return reports
   }
 }

@@ -9,10 +9,11 @@ import { serve } from '@hono/node-server'
 import { createApp } from '../../api/app.ts'
 import { createAgent, VERSION, type MeshContainer, type NodeInfo, type PeerInfo } from '../agent.ts'
 import type { MigrationRecord } from '../migration/journal.ts'
+import type { AuditEntry, OriginReport } from '../audit/log.ts'
 import { resolveConfig, defaultDataDir, type ConfigFlags } from '../config.ts'
 import { initDataDir, loadSecrets } from '../data-dir.ts'
 import { parseMultiaddr } from '../mesh/gossip.ts'
-import { createLogger } from '../logger.ts'
+import { createLogger, errorMessage } from '../logger.ts'
 import { createClient } from './client.ts'
 import { ago, bytes, table } from './output.ts'
 
@@ -121,6 +122,10 @@ const commands: Record<string, Command> = {
       const config = await resolveConfig(flags)
       for (const addr of [...config.listen, ...config.bootstrap, ...config.announce]) parseMultiaddr(addr)
       const logger = createLogger('goto')
+      // one stray promise must not take the whole agent down: log it with its stack and go on
+      process.on('unhandledRejection', (err) => {
+        logger.error('unhandled rejection', { error: errorMessage(err), stack: (err as Error)?.stack?.split('\n').slice(1, 5).join(' | ') })
+      })
       const agent = await createAgent(config, { logger })
       const { apiToken } = await loadSecrets(config.dataDir)
       await agent.start()
@@ -436,6 +441,96 @@ ${CLIENT_HELP}`,
       const record = await (await client(values)).post<MigrationRecord>(`/v1/migrations/${encodeURIComponent(id ?? '')}/rollback`)
       print(values.json === true ? JSON.stringify(record, null, 2) : `rolled back: ${record.container} runs again on ${record.sourceNode} (migration ${record.id})`)
       return 0
+    }
+  },
+
+  'show-log': {
+    summary: 'print the mesh-wide audit log, merged by time (this agent holds every node\'s entries)',
+    usage: 'goto-node show-log [-s SINCE] [-t TILL] [--node ID] [--kind KIND] [--migration ID] [--json] [-f]',
+    details: `  -s, --since SINCE   ISO 8601 time or a span back from now: 90s, 15m, 1h, 2d (default: everything)
+  -t, --till TILL     the same, for the end of the window
+  --node ID           entries of one origin (a peer id or its prefix)
+  --kind KIND         one kind, or a family: migration, security, node
+  --migration ID      the entries of one migration
+  -f, --follow        keep printing new entries as they arrive
+${CLIENT_HELP}`,
+    options: {
+      ...clientOptions,
+      ...jsonOption,
+      since: { type: 'string', short: 's' },
+      till: { type: 'string', short: 't' },
+      node: { type: 'string' },
+      kind: { type: 'string' },
+      migration: { type: 'string' },
+      follow: { type: 'boolean', short: 'f' }
+    },
+    positionals: [0, 0],
+    async run (values: Values) {
+      const c = await client(values)
+      const names = new Map<string, string>()
+      const [info, { peers }] = await Promise.all([c.get<NodeInfo>('/v1/node'), c.get<{ peers: PeerInfo[] }>('/v1/peers')])
+      names.set(info.peerId, info.name)
+      for (const p of peers) names.set(p.peerId, p.name)
+      const base = new URLSearchParams()
+      for (const key of ['node', 'kind', 'migration'] as const) if (str(values[key]) != null) base.set(key, str(values[key]) as string)
+      if (str(values.till) != null) base.set('till', str(values.till) as string)
+      const seen = new Set<string>()
+      const show = (e: AuditEntry): void => {
+        seen.add(`${e.origin}:${e.seq}`)
+        if (values.json === true) {
+          print(JSON.stringify(e))
+          return
+        }
+        const details = e.details == null ? '' : Object.entries(e.details).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+        print(`${e.time}  ${(names.get(e.origin) ?? e.origin.slice(-8)).padEnd(10)}  #${String(e.seq).padEnd(5)} ${e.kind.padEnd(24)} ${e.migration ?? ''}${e.actor != null ? ` actor=${e.actor}` : ''}${details !== '' ? ` ${details}` : ''}`.trimEnd())
+      }
+      const fetchAll = async (since: string | undefined): Promise<AuditEntry[]> => {
+        const out: AuditEntry[] = []
+        let offset = 0
+        for (;;) {
+          const q = new URLSearchParams(base)
+          if (since != null) q.set('since', since)
+          q.set('offset', String(offset))
+          const page = await c.get<{ entries: AuditEntry[], next?: number }>(`/v1/log?${q.toString()}`)
+          out.push(...page.entries)
+          if (page.next == null) return out
+          offset = page.next
+        }
+      }
+      const since = str(values.since)
+      for (const e of await fetchAll(since)) show(e)
+      if (values.follow !== true) return 0
+      let last = new Date(Date.now() - 5000).toISOString()
+      for (;;) {
+        await new Promise(resolve => setTimeout(resolve, 1000))
+        const from = last
+        last = new Date(Date.now() - 5000).toISOString()
+        for (const e of await fetchAll(from)) if (!seen.has(`${e.origin}:${e.seq}`)) show(e)
+      }
+    }
+  },
+
+  log: {
+    summary: 'check the local copy of the audit log: every origin\'s chain, signatures and gaps',
+    usage: 'goto-node log verify [--json] [--api URL] [--data-dir DIR]',
+    details: `  Exit 0 when every chain holds, 1 when any gap or break is found.
+${CLIENT_HELP}`,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [1, 1],
+    async run (values: Values, [what]: string[]) {
+      if (what !== 'verify') throw new UsageError(`unknown log command "${what ?? ''}" (try "goto-node log verify")`)
+      const report = await (await client(values)).get<{ ok: boolean, refused: number, origins: OriginReport[] }>('/v1/log/verify')
+      if (values.json === true) {
+        print(JSON.stringify(report, null, 2))
+      } else {
+        print(table(['ORIGIN', 'ENTRIES', 'HEAD', 'GAPS', 'BREAKS'], report.origins.map(o => [
+          o.origin, String(o.entries), String(o.head),
+          o.gaps.length === 0 ? '-' : o.gaps.map(([a, b]) => a === b ? `${a}` : `${a}-${b}`).join(','),
+          o.breaks.length === 0 ? '-' : o.breaks.map(b => `${b.seq} (${b.reason})`).join('; ')
+        ])))
+        print(report.ok ? `every chain holds; ${report.refused} entries refused since start` : 'the log has gaps or breaks (see above)')
+      }
+      return report.ok ? 0 : 1
     }
   }
 } satisfies Record<string, Command>)

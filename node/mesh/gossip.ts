@@ -186,12 +186,12 @@ class GossipService implements Gossip {
     this.#unsubscribeRuntime = this.#c.runtime.onChange(() => { this.#scheduleRefresh() })
 
     const t = this.#init.timing
-    this.#timers.push(setInterval(() => { void this.#beat() }, t.heartbeatMs))
+    this.#timers.push(setInterval(() => { void this.#beat().catch(() => {}) }, t.heartbeatMs))
     this.#timers.push(setInterval(() => { this.view.tick(Date.now()) }, Math.max(50, Math.min(500, Math.floor(t.goneAfterMs / 4)))))
-    this.#timers.push(setInterval(() => { void this.#redial() }, this.#init.redialMs ?? 5000))
+    this.#timers.push(setInterval(() => { void this.#redial().catch((err: unknown) => { this.#log.debug('redial failed', { error: errorMessage(err) }) }) }, this.#init.redialMs ?? 5000))
     this.#running = true
 
-    void this.#dialInitial()
+    void this.#dialInitial().catch((err: unknown) => { this.#log.debug('initial dials failed', { error: errorMessage(err) }) })
   }
 
   async stop (): Promise<void> {
@@ -268,7 +268,8 @@ class GossipService implements Gossip {
   readonly #onConnectionOpen = (evt: CustomEvent<Connection>): void => {
     const connection = evt.detail
     if (connection.direction !== 'outbound') return
-    void this.#exchangeWith(connection.remotePeer.toString())
+    // a failed exchange is logged in #exchangeWith; the next heartbeat or redial tries again
+    void this.#exchangeWith(connection.remotePeer.toString()).catch(() => {})
   }
 
   readonly #onPeerConnect = (evt: CustomEvent<PeerId>): void => {

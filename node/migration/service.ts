@@ -135,8 +135,9 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await this.#c.libp2p.handle(MIGRATE_PROTOCOL, async (stream, connection) => {
       await this.#serve(stream, connection)
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
-    this.#timer = setInterval(() => { void this.#resolve() }, this.#init.resolveMs ?? 1000)
-    void this.#resolve()
+    const resolve = (): void => { void this.#resolve().catch((err: unknown) => { this.#log.debug('resolver failed', { error: errorMessage(err) }) }) }
+    this.#timer = setInterval(resolve, this.#init.resolveMs ?? 1000)
+    resolve()
   }
 
   async stop (): Promise<void> {

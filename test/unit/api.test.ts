@@ -13,6 +13,7 @@ const capacity = { cpus: 2, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, dis
 function stubAgent (): ApiAgent & { joined: string[], left: number } {
   const stub = {
     joined: [] as string[],
+    acts: [] as string[],
     left: 0,
     peerId: '12D3KooWStub',
     info: () => ({ peerId: '12D3KooWStub', name: 'stub', version: '0', state: 'active' as const, addrs: [], runtime: 'none', capacity, containers: 0, startedAt: new Date(0).toISOString(), meshId: 'm' }),
@@ -29,7 +30,7 @@ function stubAgent (): ApiAgent & { joined: string[], left: number } {
       return { peerId: '12D3KooWOther' }
     },
     leave: async () => { stub.left++ },
-    audit: { list: async () => [] },
+    audit: { list: async () => [], verify: async () => [], refusedCount: 0, append: async (kind: string) => { stub.acts.push(kind); return {} as any } },
     migrations: {
       begin: async (req: { container: string }) => {
         if (req.container !== 'web-1') throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `no container "${req.container}" on this node`)

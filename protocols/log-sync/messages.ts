@@ -1,0 +1,58 @@
+/**
+ * Messages of the log replication: an entry travels as the exact JSON text
+ * its origin signed plus the signature, so any holder can pass it on and any
+ * receiver can check it.
+ *
+ *   gossip (topic /goto/<mesh>/log/1):  { type: 'entries', entries }
+ *   /goto/log-sync/1.0.0:  → { type: 'want', vector }   ← { type: 'entries', entries, more }…
+ */
+import { z } from 'zod'
+import { MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES, MAX_FRAME_BYTES, MAX_ORIGINS } from './constants.ts'
+import { InvalidLogMessageError } from './errors.ts'
+
+export const SignedEntrySchema = z.strictObject({
+  text: z.string().max(MAX_ENTRY_BYTES),
+  signature: z.string().max(256).regex(/^[A-Za-z0-9_-]*$/)
+})
+
+export const LogMessageSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('want'),
+    /** origin → highest sequence held */
+    vector: z.record(z.string().max(128), z.number().int().min(0)).refine(v => Object.keys(v).length <= MAX_ORIGINS, `at most ${MAX_ORIGINS} origins`)
+  }),
+  z.strictObject({
+    type: z.literal('entries'),
+    entries: z.array(SignedEntrySchema).max(MAX_BATCH_ENTRIES),
+    /** More batches follow on this stream. */
+    more: z.boolean().optional()
+  })
+])
+
+export type SignedEntry = z.infer<typeof SignedEntrySchema>
+export type LogMessage = z.infer<typeof LogMessageSchema>
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encodeLogMessage (message: LogMessage): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(message))
+  if (bytes.byteLength > MAX_FRAME_BYTES) throw new InvalidLogMessageError(`log message of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
+  return bytes
+}
+
+export function decodeLogMessage (bytes: Uint8Array): LogMessage {
+  if (bytes.byteLength > MAX_FRAME_BYTES) throw new InvalidLogMessageError(`log message of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
+  let json: unknown
+  try {
+    json = JSON.parse(decoder.decode(bytes))
+  } catch (err: any) {
+    throw new InvalidLogMessageError(`log message is not UTF-8 JSON: ${err.message}`)
+  }
+  const parsed = LogMessageSchema.safeParse(json)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new InvalidLogMessageError(`log message breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
