@@ -18,9 +18,9 @@ export const CONFIG_FILE = 'config.json'
 
 /** Timing of the gossip and failure detection, in milliseconds. */
 export interface GossipTiming {
-  /** How often a node sends its small heartbeat (capacity and versions). @default 2000 */
+  /** How often a node sends its small heartbeat (capacity and versions). @default 10000 */
   heartbeatMs: number
-  /** Silence after which a connected peer is suspect. @default 6000 */
+  /** Silence after which a connected peer is suspect. @default 30000 */
   suspectAfterMs: number
   /** Time a suspect peer has to come back before it is gone. @default 3000 */
   goneAfterMs: number
@@ -29,8 +29,11 @@ export interface GossipTiming {
 }
 
 export const DEFAULT_GOSSIP: GossipTiming = {
-  heartbeatMs: 2000,
-  suspectAfterMs: 6000,
+  // liveness comes first from the connections (every agent holds one to every
+  // other, pinged by libp2p's connection monitor), so heartbeats only carry
+  // capacity and catch a missed change: rare ones keep an idle mesh quiet
+  heartbeatMs: 10_000,
+  suspectAfterMs: 30_000,
   goneAfterMs: 3000,
   forgetAfterMs: 3_600_000
 }

@@ -3,8 +3,8 @@
  * the mesh view of everyone else, and keeps this node connected to every
  * live peer.
  *
- * - A full NodeState goes out on any change of inventory or status, on every
- *   new connection (direct exchange) and when a peer subscribes to the topic.
+ * - A full NodeState goes out on any change of inventory or status, and on
+ *   every new connection (direct exchange, with the members each side knows).
  * - A small Heartbeat goes out every `heartbeatMs`; a peer that sees a newer
  *   seq than it holds fetches the full state directly.
  * - A lost connection makes a peer suspect at once; silence does too, later;
@@ -178,7 +178,6 @@ class GossipService implements Gossip {
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
 
     pubsub.addEventListener('gossipsub:message', this.#onMessage)
-    pubsub.addEventListener('subscription-change', this.#onSubscription)
     pubsub.subscribe(this.#init.topic)
     libp2p.addEventListener('connection:open', this.#onConnectionOpen)
     libp2p.addEventListener('peer:connect', this.#onPeerConnect)
@@ -206,7 +205,6 @@ class GossipService implements Gossip {
     libp2p.removeEventListener('peer:connect', this.#onPeerConnect)
     libp2p.removeEventListener('peer:disconnect', this.#onPeerDisconnect)
     libp2p.services.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
-    libp2p.services.pubsub.removeEventListener('subscription-change', this.#onSubscription)
     await this.#refreshing?.catch(() => {})
   }
 
@@ -283,13 +281,6 @@ class GossipService implements Gossip {
     if (record != null && record.status !== 'left' && this.#running) {
       // one quick try: a connection can drop while the peer lives on
       setTimeout(() => { if (!this.#isConnected(peerId)) this.#dialPeer(peerId, record.state.addrs) }, 200).unref()
-    }
-  }
-
-  readonly #onSubscription = (evt: CustomEvent<{ peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
-    if (evt.detail.subscriptions.some(s => s.topic === this.#init.topic && s.subscribe)) {
-      // a new topic peer relays our full state to those we are not yet connected to
-      this.#publish(this.localState())
     }
   }
 

@@ -56,12 +56,14 @@ export async function createMeshNode (init: MeshNodeInit): Promise<MeshNode> {
     connectionManager: {
       // agents of a mesh dial each other directly; a restart storm must not be throttled
       inboundConnectionThreshold: 50,
+      // a mesh restarting or many nodes joining at once all dial the same few peers
+      maxIncomingPendingConnections: 64,
       dialTimeout: 5000
     },
     connectionMonitor: {
       // the monitor closes connections that stop answering pings, which turns a
       // hung or cut-off host into a lost connection the mesh view acts on
-      pingInterval: 5000
+      pingInterval: 10_000
     },
     services: {
       identify: identify(),
