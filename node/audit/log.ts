@@ -10,7 +10,7 @@
  *   audit-head!<origin>                   → { seq, hash }   the newest entry held
  *   audit-time!<time>!<origin>!<seq>      → ''              index for time windows
  */
-import { createHash } from 'node:crypto'
+import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto'
 import { TypedEventEmitter, type PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
@@ -86,6 +86,8 @@ export interface AuditLog extends TypedEventEmitter<AuditEvents> {
 }
 
 const ZERO = '0'.repeat(64)
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
 
 export function entryHash (text: string): string {
@@ -152,7 +154,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
   readonly #heads
   readonly #time
   readonly #key: PrivateKey
-  readonly #publicKeys = new Map<string, ReturnType<typeof peerIdFromString>['publicKey']>()
+  readonly #publicKeys = new Map<string, KeyObject | null>()
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor (db: Level<string, unknown>, origin: string, privateKey: PrivateKey) {
@@ -175,13 +177,18 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
     return await this.#heads.get(origin) ?? { seq: 0, hash: ZERO }
   }
 
-  async #store (entry: AuditEntry, stored: StoredEntry): Promise<void> {
+  /** The writes that store one entry and move its origin's head; written in one batch with others. */
+  #ops (entry: AuditEntry, stored: StoredEntry, hash: string): any[] {
     const k = `${entry.origin}!${seqKey(entry.seq)}`
-    await this.#entries.db.batch([
+    return [
       { type: 'put', sublevel: this.#entries, key: k, value: stored },
-      { type: 'put', sublevel: this.#heads, key: entry.origin, value: { seq: entry.seq, hash: entryHash(stored.text) } },
+      { type: 'put', sublevel: this.#heads, key: entry.origin, value: { seq: entry.seq, hash } },
       { type: 'put', sublevel: this.#time, key: `${entry.time}!${k}`, value: '' }
-    ] as any)
+    ]
+  }
+
+  async #store (entry: AuditEntry, stored: StoredEntry): Promise<void> {
+    await this.#entries.db.batch(this.#ops(entry, stored, entryHash(stored.text)))
   }
 
   async append (kind: string, fields: { migration?: string, actor?: string, details?: Record<string, unknown> } = {}): Promise<AuditEntry> {
@@ -196,14 +203,20 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
     })
   }
 
-  async #verifySignature (origin: string, stored: StoredEntry): Promise<boolean> {
+  /** Check an entry's signature with the origin's Ed25519 key (node:crypto, the key object cached per origin). */
+  #verifySignature (origin: string, stored: StoredEntry): boolean {
     let key = this.#publicKeys.get(origin)
-    if (key == null) {
-      key = peerIdFromString(origin).publicKey
+    if (key === undefined) {
+      try {
+        const raw = peerIdFromString(origin).publicKey
+        key = raw?.type === 'Ed25519' ? createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw.raw]), format: 'der', type: 'spki' }) : null
+      } catch {
+        key = null
+      }
       this.#publicKeys.set(origin, key)
     }
     if (key == null) return false
-    return await key.verify(new TextEncoder().encode(stored.text), Buffer.from(stored.signature, 'base64url'))
+    return verifySignature(null, Buffer.from(stored.text), key, Buffer.from(stored.signature, 'base64url'))
   }
 
   async ingest (entries: StoredEntry[], from: string): Promise<IngestResult> {
@@ -225,6 +238,8 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
         }
       }
       parsed.sort((a, b) => a.entry.origin.localeCompare(b.entry.origin) || a.entry.seq - b.entry.seq)
+      const ops: any[] = []
+      const stored_: Array<{ entry: AuditEntry, stored: StoredEntry }> = []
       for (const { entry, stored } of parsed) {
         let head = heads.get(entry.origin)
         if (head == null) heads.set(entry.origin, head = await this.#head(entry.origin))
@@ -240,7 +255,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
           continue
         }
         let ok = false
-        try { ok = await this.#verifySignature(entry.origin, stored) } catch { ok = false }
+        try { ok = this.#verifySignature(entry.origin, stored) } catch { ok = false }
         if (!ok) {
           refuse(entry.origin, entry.seq, 'the signature does not hold for the origin\'s key')
           continue
@@ -249,12 +264,15 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
           refuse(entry.origin, entry.seq, 'its previous-entry hash does not match the chain')
           continue
         }
-        await this.#store(entry, stored)
         head.seq = entry.seq
         head.hash = entryHash(stored.text)
+        ops.push(...this.#ops(entry, stored, head.hash))
+        stored_.push({ entry, stored })
         result.accepted++
-        this.safeDispatchEvent('entry', { detail: { entry, stored, own: false } })
       }
+      // one batch for the lot: the heads written last for each origin are the newest
+      if (ops.length > 0) await this.#entries.db.batch(ops)
+      for (const { entry, stored } of stored_) this.safeDispatchEvent('entry', { detail: { entry, stored, own: false } })
       return result
     })
   }
@@ -323,7 +341,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
           report.breaks.push({ seq: entry.seq, reason: 'previous-entry hash does not match' })
         }
         let ok = false
-        try { ok = await this.#verifySignature(origin, stored) } catch {}
+        try { ok = this.#verifySignature(origin, stored) } catch {}
         if (!ok) report.breaks.push({ seq: entry.seq, reason: 'signature does not hold' })
         expected = entry.seq + 1
         prevHash = entryHash(stored.text)

@@ -2,7 +2,7 @@
  * Replication of the audit log: every entry this node writes is pushed on the
  * mesh's log topic at once; on every new connection, and every few seconds
  * with one peer, a node sends its version vector over `/goto/log-sync/1.0.0`
- * and takes, in bounded batches, whatever that peer holds beyond it. Every
+ * and takes whatever that peer holds beyond it, one bounded batch per request. Every
  * entry is checked (signature, chain) on receipt; refused ones are counted and
  * recorded as security events.
  */
@@ -71,13 +71,16 @@ export function replication (init: ReplicationInit): (components: ReplicationCom
         const stream = await c.libp2p.dialProtocol(peerIdFromString(peer), LOG_SYNC_PROTOCOL, { signal: signal() })
         const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
         try {
-          await lp.write(encodeLogMessage({ type: 'want', vector: await c.log.vector() }), { signal: signal() })
+          // one batch per request: the next want goes out once this batch is stored,
+          // so the sender never runs ahead of what the receiver can check
           for (;;) {
+            await lp.write(encodeLogMessage({ type: 'want', vector: await c.log.vector() }), { signal: signal() })
             const message = decodeLogMessage((await lp.read({ signal: signal() })).subarray())
             if (message.type !== 'entries') throw new Error(`expected entries, got ${message.type}`)
             const result = await c.log.ingest(message.entries, peer)
             taken += result.accepted
-            if (message.more !== true) break
+            // nothing taken from a full batch means the peer sends what we refuse: stop asking
+            if (message.more !== true || result.accepted === 0) break
           }
           await stream.close()
         } catch (err) {
@@ -93,16 +96,10 @@ export function replication (init: ReplicationInit): (components: ReplicationCom
     const serve = async (stream: Stream, connection: Connection): Promise<void> => {
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
       try {
-        const message = decodeLogMessage((await lp.read({ signal: signal() })).subarray())
-        if (message.type !== 'want') throw new Error(`expected want, got ${message.type}`)
-        const vector = { ...message.vector }
         for (;;) {
-          const batch = await c.log.entriesAfter(vector, MAX_BATCH_ENTRIES)
-          // advance the vector past what this batch carries
-          for (const stored of batch) {
-            const { origin, seq } = JSON.parse(stored.text) as { origin: string, seq: number }
-            vector[origin] = seq
-          }
+          const message = decodeLogMessage((await lp.read({ signal: signal() })).subarray())
+          if (message.type !== 'want') throw new Error(`expected want, got ${message.type}`)
+          const batch = await c.log.entriesAfter(message.vector, MAX_BATCH_ENTRIES)
           const more = batch.length === MAX_BATCH_ENTRIES
           await lp.write(encodeLogMessage({ type: 'entries', entries: batch, more }), { signal: signal() })
           if (!more) break

@@ -4,7 +4,8 @@
  * receiver can check it.
  *
  *   gossip (topic /goto/<mesh>/log/1):  { type: 'entries', entries }
- *   /goto/log-sync/1.0.0:  → { type: 'want', vector }   ← { type: 'entries', entries, more }…
+ *   /goto/log-sync/1.0.0:  → { type: 'want', vector }   ← { type: 'entries', entries, more }
+ *                          → (while more) the next want, with the vector grown by what was stored…
  */
 import { z } from 'zod'
 import { MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES, MAX_FRAME_BYTES, MAX_ORIGINS } from './constants.ts'
