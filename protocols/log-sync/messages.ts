@@ -10,6 +10,7 @@
 import { z } from 'zod'
 import { MAX_BATCH_ENTRIES, MAX_ENTRY_BYTES, MAX_FRAME_BYTES, MAX_ORIGINS } from './constants.ts'
 import { InvalidLogMessageError } from './errors.ts'
+import { decodeJson, encodeJson } from '../json-codec.ts'
 
 export const SignedEntrySchema = z.strictObject({
   text: z.string().max(MAX_ENTRY_BYTES),
@@ -33,27 +34,10 @@ export const LogMessageSchema = z.discriminatedUnion('type', [
 export type SignedEntry = z.infer<typeof SignedEntrySchema>
 export type LogMessage = z.infer<typeof LogMessageSchema>
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
 export function encodeLogMessage (message: LogMessage): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(message))
-  if (bytes.byteLength > MAX_FRAME_BYTES) throw new InvalidLogMessageError(`log message of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
-  return bytes
+  return encodeJson(message, MAX_FRAME_BYTES, 'log message', InvalidLogMessageError)
 }
 
 export function decodeLogMessage (bytes: Uint8Array): LogMessage {
-  if (bytes.byteLength > MAX_FRAME_BYTES) throw new InvalidLogMessageError(`log message of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
-  let json: unknown
-  try {
-    json = JSON.parse(decoder.decode(bytes))
-  } catch (err: any) {
-    throw new InvalidLogMessageError(`log message is not UTF-8 JSON: ${err.message}`)
-  }
-  const parsed = LogMessageSchema.safeParse(json)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new InvalidLogMessageError(`log message breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
-  }
-  return parsed.data
+  return decodeJson(LogMessageSchema, bytes, MAX_FRAME_BYTES, 'log message', InvalidLogMessageError)
 }

@@ -9,6 +9,7 @@
 import { z } from 'zod'
 import { FRAME_CONTROL, FRAME_DATA, MAX_BLOBS, MAX_CONTROL_BYTES, MAX_DATA_FRAME_BYTES, MAX_MOUNTS } from './constants.ts'
 import { InvalidMigrateMessageError } from './errors.ts'
+import { checkJson } from '../json-codec.ts'
 
 const id = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a UUIDv7')
 const peer = z.string().min(1).max(128)
@@ -116,12 +117,7 @@ export function encodeData (bytes: Uint8Array): Uint8Array {
 }
 
 function parse<T> (schema: z.ZodType<T>, json: unknown, what: string): T {
-  const parsed = schema.safeParse(json)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new InvalidMigrateMessageError(`${what} breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
-  }
-  return parsed.data
+  return checkJson(schema, json, what, InvalidMigrateMessageError)
 }
 
 function parseJson (bytes: Uint8Array, what: string): unknown {

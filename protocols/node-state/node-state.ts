@@ -19,6 +19,7 @@ import {
   MAX_MESSAGE_BYTES, MAX_VOLUMES, WIRE_VERSION
 } from './constants.ts'
 import { InvalidStateMessageError, StateMessageTooLargeError } from './errors.ts'
+import { decodeJson, encodeJson } from '../json-codec.ts'
 
 const count = z.number().finite().min(0)
 
@@ -102,49 +103,20 @@ export type StateMessage = z.infer<typeof StateMessageSchema>
 export type PeerHint = z.infer<typeof PeerHintSchema>
 export type Exchange = z.infer<typeof ExchangeSchema>
 
-const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
-
 export function encodeStateMessage (message: StateMessage): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(message))
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new StateMessageTooLargeError(`state message of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
-  }
-  return bytes
-}
-
-function decode<T> (schema: z.ZodType<T>, bytes: Uint8Array, what: string): T {
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new StateMessageTooLargeError(`${what} of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
-  }
-  let json: unknown
-  try {
-    json = JSON.parse(decoder.decode(bytes))
-  } catch (err: any) {
-    throw new InvalidStateMessageError(`${what} is not UTF-8 JSON: ${err.message}`)
-  }
-  const parsed = schema.safeParse(json)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new InvalidStateMessageError(`${what} breaks the schema at "${issue?.path.join('.') ?? ''}": ${issue?.message ?? 'invalid'}`)
-  }
-  return parsed.data
+  return encodeJson(message, MAX_MESSAGE_BYTES, 'state message', StateMessageTooLargeError)
 }
 
 export function decodeStateMessage (bytes: Uint8Array): StateMessage {
-  return decode(StateMessageSchema, bytes, 'state message')
+  return decodeJson(StateMessageSchema, bytes, MAX_MESSAGE_BYTES, 'state message', InvalidStateMessageError, StateMessageTooLargeError)
 }
 
 export function encodeExchange (message: Exchange): Uint8Array {
-  const bytes = encoder.encode(JSON.stringify(message))
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) {
-    throw new StateMessageTooLargeError(`exchange of ${bytes.byteLength} bytes exceeds ${MAX_MESSAGE_BYTES}`)
-  }
-  return bytes
+  return encodeJson(message, MAX_MESSAGE_BYTES, 'exchange', StateMessageTooLargeError)
 }
 
 export function decodeExchange (bytes: Uint8Array): Exchange {
-  return decode(ExchangeSchema, bytes, 'exchange')
+  return decodeJson(ExchangeSchema, bytes, MAX_MESSAGE_BYTES, 'exchange', InvalidStateMessageError, StateMessageTooLargeError)
 }
 
 /** True when `a` is newer than `b`: a later incarnation, or a higher seq in the same one. */
