@@ -23,7 +23,6 @@ import { createAuditLog, entryHash, type AuditEntry, type StoredEntry } from '..
 import { DEFAULT_GOSSIP, type AgentConfig } from '../node/config.ts'
 import { initDataDir } from '../node/data-dir.ts'
 import { createLogger } from '../node/logger.ts'
-import { percentile } from './lib/measure.ts'
 
 const ENTRIES = Number(process.argv.find(a => a.startsWith('--entries='))?.split('=')[1] ?? 100_000)
 const ORIGINS = 20
@@ -67,7 +66,9 @@ async function fill (log: ReturnType<typeof createAuditLog>, entries: StoredEntr
 }
 
 function stats (samples: number[]): { p50: number, p99: number, max: number } {
-  return { p50: percentile(samples, 50) ?? NaN, p99: percentile(samples, 99) ?? NaN, max: Math.max(...samples) }
+  const sorted = [...samples].sort((a, b) => a - b)
+  const at = (p: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] ?? NaN
+  return { p50: at(50), p99: at(99), max: sorted.at(-1) ?? NaN }
 }
 
 const root = await mkdtemp(join(tmpdir(), 'goto-bench-log-'))
