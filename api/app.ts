@@ -9,7 +9,7 @@
  * const res = await app.request('/v1/peers', { headers: { authorization: `Bearer ${token}` } })
  * ```
  */
-import { Hono, type MiddlewareHandler } from 'hono'
+import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { z } from 'zod'
 import { requireToken } from './auth.ts'
 import { parseTime } from '../node/audit/time.ts'
@@ -71,6 +71,12 @@ function parseBody<T> (schema: z.ZodType<T>, value: unknown): T {
   return parsed.data
 }
 
+/** Who asked: the user the CLI says it runs as (`x-goto-actor`), else the token holder, `api`. */
+function actorOf (c: Context): string {
+  const who = c.req.header('x-goto-actor')
+  return who != null && /^[\w.@:-]{1,128}$/.test(who) ? who : 'api'
+}
+
 export function createApp (init: AppInit) {
   const { agent } = init
 
@@ -79,7 +85,7 @@ export function createApp (init: AppInit) {
 
   // every request that acts is in the audit log, written before the act
   const recordActs: MiddlewareHandler = async (c, next) => {
-    if (c.req.method !== 'GET') await agent.audit.append('api.request', { actor: 'api', details: { method: c.req.method, path: c.req.path } })
+    if (c.req.method !== 'GET') await agent.audit.append('api.request', { actor: actorOf(c), details: { method: c.req.method, path: c.req.path } })
     await next()
   }
 
@@ -137,7 +143,7 @@ export function createApp (init: AppInit) {
     .post('/', async (c) => {
       const body = parseBody(MigrateBody, await readJson(c.req))
       const { async: background, ...req } = body
-      const started = await agent.migrations.begin({ ...req, actor: 'api' })
+      const started = await agent.migrations.begin({ ...req, actor: actorOf(c) })
       if (background === true) return c.json(started, 202)
       return c.json(await agent.migrations.finished(started.id, { signal: c.req.raw.signal }))
     })
@@ -149,7 +155,7 @@ export function createApp (init: AppInit) {
       return c.json(record)
     })
     .post('/:id/cancel', async (c) => c.json(await agent.migrations.cancel(migrationId(c.req.param('id')))))
-    .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), 'api')))
+    .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), actorOf(c))))
 
   const app = new Hono()
     .route('/', health)

@@ -138,6 +138,14 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     logger: logger.child('migration')
   })
 
+  // what this node sees of the others goes into its log: joined, gone, left, back
+  gossip.view.addEventListener('peer:status', (evt) => {
+    const { peerId, from, to, record } = evt.detail
+    const kind = to === 'alive' ? (from === 'new' ? 'node.joined' : from === 'suspect' ? undefined : 'node.back') : to === 'gone' ? 'node.gone' : to === 'left' ? 'node.left' : undefined
+    if (kind == null) return
+    void audit.append(kind, { details: { peer: peerId, name: record.state.name, from } }).catch(() => {})
+  })
+
   let startedAt = new Date()
   let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   let resolveStopped: () => void = () => {}
@@ -192,7 +200,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
       }
       state = 'stopping'
       stopping = (async () => {
-        await audit.append('node.left', { details: { name: config.name } }).catch(() => {})
+        await audit.append('node.leaving', { details: { name: config.name } }).catch(() => {})
         await migrations.stop().catch(() => {})
         try {
           await gossip.leave()

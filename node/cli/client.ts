@@ -5,6 +5,7 @@
  */
 import { readConfigFile, DEFAULT_API_HOST, DEFAULT_API_PORT, defaultDataDir, parseHostPort } from '../config.ts'
 import { readToken } from '../data-dir.ts'
+import { hostname, userInfo } from 'node:os'
 import { GotoError } from '../errors.ts'
 
 export class ApiCallError extends GotoError {
@@ -48,13 +49,14 @@ export async function resolveApiUrl (options: ClientOptions): Promise<string> {
 export async function createClient (options: ClientOptions = {}): Promise<Client> {
   const env = options.env ?? process.env
   const url = await resolveApiUrl(options)
+  const actor = `${userInfo().username}@${hostname()}`.replace(/[^\w.@:-]/g, '_').slice(0, 128)
   let token: string | undefined = env.GOTO_TOKEN != null && env.GOTO_TOKEN !== '' ? env.GOTO_TOKEN : undefined
   const getToken = async (): Promise<string> => {
     token ??= await readToken(options.dataDir ?? defaultDataDir(env))
     return token
   }
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const headers: Record<string, string> = { authorization: `Bearer ${await getToken()}` }
+    const headers: Record<string, string> = { authorization: `Bearer ${await getToken()}`, 'x-goto-actor': actor }
     if (body !== undefined) headers['content-type'] = 'application/json'
     let res: Response
     try {
