@@ -16,6 +16,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { Level } from 'level'
 import { signText } from '../signing.ts'
+import { createVerifier, ED25519_SPKI_PREFIX, type Verifier } from './verifier.ts'
 import type { SignedEntry } from '../../protocols/log-sync/index.ts'
 
 export interface AuditEntry {
@@ -86,8 +87,7 @@ export interface AuditLog extends TypedEventEmitter<AuditEvents> {
 }
 
 const ZERO = '0'.repeat(64)
-/** DER prefix of an Ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow. */
-const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+
 const seqKey = (seq: number): string => seq.toString(16).padStart(16, '0')
 
 export function entryHash (text: string): string {
@@ -155,6 +155,8 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
   readonly #time
   readonly #key: PrivateKey
   readonly #publicKeys = new Map<string, KeyObject | null>()
+  readonly #ders = new Map<string, Buffer | null>()
+  readonly #verifier: Verifier = createVerifier()
   #queue: Promise<unknown> = Promise.resolve()
 
   constructor (db: Level<string, unknown>, origin: string, privateKey: PrivateKey) {
@@ -203,6 +205,21 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
     })
   }
 
+  /** The origin's Ed25519 key as SPKI DER, or null when the peer id holds no Ed25519 key. */
+  #der (origin: string): Buffer | null {
+    let der = this.#ders.get(origin)
+    if (der === undefined) {
+      try {
+        const raw = peerIdFromString(origin).publicKey
+        der = raw?.type === 'Ed25519' ? Buffer.concat([ED25519_SPKI_PREFIX, raw.raw]) : null
+      } catch {
+        der = null
+      }
+      this.#ders.set(origin, der)
+    }
+    return der
+  }
+
   /** Check an entry's signature with the origin's Ed25519 key (node:crypto, the key object cached per origin). */
   #verifySignature (origin: string, stored: StoredEntry): boolean {
     let key = this.#publicKeys.get(origin)
@@ -238,6 +255,11 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
         }
       }
       parsed.sort((a, b) => a.entry.origin.localeCompare(b.entry.origin) || a.entry.seq - b.entry.seq)
+      // check every signature that may matter at once, over all cores
+      for (const { entry } of parsed) if (!heads.has(entry.origin)) heads.set(entry.origin, { ...await this.#head(entry.origin) })
+      const candidates = parsed.filter(p => p.entry.seq > (heads.get(p.entry.origin)?.seq ?? 0) && this.#der(p.entry.origin) != null)
+      const checked = await this.#verifier.verifyAll(candidates.map(p => ({ der: this.#der(p.entry.origin) as Buffer, text: p.stored.text, signature: p.stored.signature })))
+      const signed = new Set(candidates.filter((_, i) => checked[i] === true).map(p => p.stored))
       const ops: any[] = []
       const stored_: Array<{ entry: AuditEntry, stored: StoredEntry }> = []
       for (const { entry, stored } of parsed) {
@@ -254,9 +276,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
           result.ahead++
           continue
         }
-        let ok = false
-        try { ok = this.#verifySignature(entry.origin, stored) } catch { ok = false }
-        if (!ok) {
+        if (!signed.has(stored)) {
           refuse(entry.origin, entry.seq, 'the signature does not hold for the origin\'s key')
           continue
         }
