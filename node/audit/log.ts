@@ -10,7 +10,7 @@
  *   audit-head!<origin>                   → { seq, hash }   the newest entry held
  *   audit-time!<time>!<origin>!<seq>      → ''              index for time windows
  */
-import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { TypedEventEmitter, type PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
@@ -154,7 +154,6 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
   readonly #heads
   readonly #time
   readonly #key: PrivateKey
-  readonly #publicKeys = new Map<string, KeyObject | null>()
   readonly #ders = new Map<string, Buffer | null>()
   readonly #verifier: Verifier = createVerifier()
   #queue: Promise<unknown> = Promise.resolve()
@@ -218,22 +217,6 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
       this.#ders.set(origin, der)
     }
     return der
-  }
-
-  /** Check an entry's signature with the origin's Ed25519 key (node:crypto, the key object cached per origin). */
-  #verifySignature (origin: string, stored: StoredEntry): boolean {
-    let key = this.#publicKeys.get(origin)
-    if (key === undefined) {
-      try {
-        const raw = peerIdFromString(origin).publicKey
-        key = raw?.type === 'Ed25519' ? createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw.raw]), format: 'der', type: 'spki' }) : null
-      } catch {
-        key = null
-      }
-      this.#publicKeys.set(origin, key)
-    }
-    if (key == null) return false
-    return verifySignature(null, Buffer.from(stored.text), key, Buffer.from(stored.signature, 'base64url'))
   }
 
   async ingest (entries: StoredEntry[], from: string): Promise<IngestResult> {
@@ -346,6 +329,8 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
       const report: OriginReport = { origin, entries: 0, head: head.seq, gaps: [], breaks: [] }
       let expected = 1
       let prevHash = ZERO
+      const der = this.#der(origin)
+      const unsigned: Array<{ seq: number, stored: StoredEntry }> = []
       for await (const stored of this.#entries.values({ gt: `${origin}!`, lt: `${origin}!~` })) {
         let entry: AuditEntry
         try {
@@ -360,13 +345,14 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
         } else if (entry.prev !== prevHash) {
           report.breaks.push({ seq: entry.seq, reason: 'previous-entry hash does not match' })
         }
-        let ok = false
-        try { ok = this.#verifySignature(origin, stored) } catch {}
-        if (!ok) report.breaks.push({ seq: entry.seq, reason: 'signature does not hold' })
+        unsigned.push({ seq: entry.seq, stored })
         expected = entry.seq + 1
         prevHash = entryHash(stored.text)
       }
       if (expected <= head.seq) report.gaps.push([expected, head.seq])
+      const checked = der == null ? [] : await this.#verifier.verifyAll(unsigned.map(u => ({ der, text: u.stored.text, signature: u.stored.signature })))
+      unsigned.forEach((u, i) => { if (checked[i] !== true) report.breaks.push({ seq: u.seq, reason: 'signature does not hold' }) })
+      report.breaks.sort((x, y) => x.seq - y.seq)
       reports.push(report)
     }
     return reports

@@ -114,6 +114,13 @@ describe('audit log', () => {
     const report = (await c.log.verify()).find(r => r.origin === a.id)
     assert.deepEqual(report?.gaps, [[3, 3]])
     assert.equal(report?.entries, 4)
+    assert.deepEqual(report?.breaks, [])
+    // and an entry altered in place breaks its signature
+    const key5 = `${a.id}!${(5).toString(16).padStart(16, '0')}`
+    const five = await c.db.sublevel<string, StoredEntry>('audit', { valueEncoding: 'json' }).get(key5)
+    await c.db.sublevel<string, StoredEntry>('audit', { valueEncoding: 'json' }).put(key5, { ...five!, text: five!.text.replace('"i":4', '"i":5') })
+    const again = (await c.log.verify()).find(r => r.origin === a.id)
+    assert.deepEqual(again?.breaks, [{ seq: 5, reason: 'signature does not hold' }])
   })
 
   it('keeps one origin\'s entries in sequence order whatever its clock says', async () => {
