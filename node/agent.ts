@@ -138,12 +138,12 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     logger: logger.child('migration')
   })
 
-  // what this node sees of the others goes into its log: joined, gone, left, back
+  // a node records its own join and leave; a failure only others can see, so each records the gone it sees
+  // (joins and leaves seen by every peer would write N² entries for nothing new)
   gossip.view.addEventListener('peer:status', (evt) => {
     const { peerId, from, to, record } = evt.detail
-    const kind = to === 'alive' ? (from === 'new' ? 'node.joined' : from === 'suspect' ? undefined : 'node.back') : to === 'gone' ? 'node.gone' : to === 'left' ? 'node.left' : undefined
-    if (kind == null) return
-    void audit.append(kind, { details: { peer: peerId, name: record.state.name, from } }).catch(() => {})
+    if (to !== 'gone') return
+    void audit.append('node.gone', { details: { peer: peerId, name: record.state.name, from } }).catch(() => {})
   })
 
   let startedAt = new Date()
@@ -175,7 +175,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         await replication.start()
         started.push(async () => { await replication.stop() })
         await migrations.start()
-        await audit.append('node.started', { details: { name: config.name, runtime: runtime.description } })
+        await audit.append('node.joined', { details: { name: config.name, runtime: runtime.description, addrs: libp2p.getMultiaddrs().map(String) } })
       } catch (err) {
         for (const undo of started.reverse()) await undo().catch(() => {})
         throw err
@@ -200,7 +200,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
       }
       state = 'stopping'
       stopping = (async () => {
-        await audit.append('node.leaving', { details: { name: config.name } }).catch(() => {})
+        await audit.append('node.left', { details: { name: config.name } }).catch(() => {})
         await migrations.stop().catch(() => {})
         try {
           await gossip.leave()
