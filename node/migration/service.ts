@@ -118,6 +118,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   readonly #tasks = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | undefined
   #resolving = false
+  #prunedAt = 0
   #shutdown = new AbortController()
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
@@ -411,7 +412,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
     await this.#save(record, 'aborted', { error: { code: typeof code === 'string' && code.startsWith('GOTO_ERR') ? code : 'GOTO_ERR_MIGRATION_FAILED', message } })
     // tell the target, best effort; it also asks us when it has prepared
-    void this.#tellTarget(record, { type: 'abort', id: record.id, reason: message }).catch(() => {})
+    void this.#tellPeer(record, { type: 'abort', id: record.id, reason: message }).catch(() => {})
   }
 
   /** After the decision: the original is stopped for good and kept, renamed, as the rollback point. */
@@ -441,7 +442,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     })
   }
 
-  async #tellTarget (record: MigrationRecord, message: Control): Promise<Control> {
+  async #tellPeer (record: MigrationRecord, message: Control): Promise<Control> {
     const s = await this.#open(record.role === 'source' ? record.target : record.source, this.#shutdown.signal)
     try {
       await s.send(message)
@@ -471,7 +472,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       const target = await this.#c.journal.get(id, 'target')
       if (target == null) throw new MigrationError('GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} on this node`)
       // from the target: ask the source to run it
-      const reply = await this.#tellTarget(target, { type: 'rollback', id })
+      const reply = await this.#tellPeer(target, { type: 'rollback', id })
       if (reply.type === 'error' || reply.type === 'reject') throw new MigrationError(`GOTO_ERR_${reply.code}`, reply.reason)
       return await this.#c.journal.get(id, 'target') ?? target
     }
@@ -480,7 +481,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const point = record.rollbackName != null ? await runtime.inspect(record.rollbackName) : undefined
     if (point == null) throw new MigrationError('GOTO_ERR_NO_ROLLBACK_POINT', `the rollback point of ${id} is gone (pruned?)`)
     await this.#c.audit.append('migration.rollback-requested', { migration: id, actor })
-    const reply = await this.#tellTarget(record, { type: 'rollback', id })
+    const reply = await this.#tellPeer(record, { type: 'rollback', id })
     if (reply.type !== 'ok') throw new MigrationError('GOTO_ERR_ROLLBACK_FAILED', `the target did not remove its copy: ${reply.type === 'error' ? reply.reason : reply.type}`)
     await runtime.rename(point.id, record.container)
     await runtime.setRestartPolicy(point.id, record.restartPolicy ?? { Name: 'no' })
@@ -889,7 +890,12 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
           this.#log.debug('could not resolve migration yet', { id: record.id, role: record.role, phase: record.phase, error: errorMessage(err) })
         }
       }
-      await this.#prune()
+      // rollback points expire on a scale of hours: no need to scan every record every second
+      const retention = this.#init.rollbackRetentionMs ?? 24 * 3600_000
+      if (Date.now() - this.#prunedAt >= Math.min(60_000, Math.max(1000, retention / 2))) {
+        this.#prunedAt = Date.now()
+        await this.#prune()
+      }
     } finally {
       this.#resolving = false
     }
@@ -903,7 +909,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       }
       // committed: make sure the original is retired, then resend the commit
       await this.#retireOriginal(record)
-      const reply = await this.#tellTarget(record, { type: 'commit', id: record.id })
+      const reply = await this.#tellPeer(record, { type: 'commit', id: record.id })
       if (reply.type === 'activated') await this.#finishSource(record, reply.at, reply.health)
       else throw new Error(`target answered ${reply.type}`)
       return
@@ -914,7 +920,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         await this.#cleanTarget(record, `the session broke in phase ${record.phase}`)
         return
       case 'prepared': {
-        const reply = await this.#tellTarget(record, { type: 'query', id: record.id })
+        const reply = await this.#tellPeer(record, { type: 'query', id: record.id })
         if (reply.type !== 'outcome') return
         if (reply.phase === 'committed' || reply.phase === 'activated') {
           // the source decided; it will also resend the commit, and activation is idempotent
