@@ -16,7 +16,7 @@ import { PassThrough } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter, type Stream, type Connection } from '@libp2p/interface'
 import {
-  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, RemoteRefusalError, isCommitted, isFinal,
+  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
   parseManifest, parseOfferPayload, session, type Control, type Manifest, type OfferPayload, type RefusalCode, type Session
 } from '../../protocols/migrate/index.ts'
 import { GotoError } from '../errors.ts'
@@ -287,7 +287,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await this.#c.libp2p.hangUp(peerIdFromString(peerId)).catch(() => {})
   }
 
-  async #runSource (record: MigrationRecord, req: MigrationRequestLike, signal: AbortSignal): Promise<void> {
+  async #runSource (record: MigrationRecord, req: MigrateRequest, signal: AbortSignal): Promise<void> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
     let s: Session | undefined
@@ -954,10 +954,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   }
 }
 
-type MigrationRequestLike = Pick<MigrateRequest, 'stopTimeout'>
-
 export function migrations (init: MigrationsInit = {}): (components: MigrationsComponents) => Migrations {
   return (components) => new Migrations(components, init)
 }
 
-export { RemoteRefusalError }

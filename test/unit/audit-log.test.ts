@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { Level } from 'level'
-import { createAuditLog, entryHash, mergeByTime, type AuditEntry, type AuditLog, type StoredEntry } from '../../node/audit/log.ts'
+import { createAuditLog, entryHash, type AuditEntry, type AuditLog, type StoredEntry } from '../../node/audit/log.ts'
 import { parseTime } from '../../node/audit/time.ts'
 import { decodeLogMessage, encodeLogMessage, MAX_FRAME_BYTES } from '../../protocols/log-sync/index.ts'
 
