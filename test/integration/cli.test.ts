@@ -1,9 +1,24 @@
 import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { BIN, cli, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
+import { promisify } from 'node:util'
+import { BIN, cli, REPO, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
 import { makeRoot, releaseRoot } from '../harness/procs.ts'
+
+const GO_TO_ENTRY = join(REPO, 'node', 'cli', 'go-to-index.ts')
+
+/** Run `go-to` from the sources, as `cli()` runs goto-node. */
+async function goTo (args: string[]): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [GO_TO_ENTRY, ...args], { timeout: 60_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err: any) {
+    if (typeof err.code !== 'number') throw err
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
+  }
+}
 
 /** One clear line on stderr, no stack trace. */
 function assertCleanError (res: CliResult, code: number, pattern: RegExp): void {
@@ -29,7 +44,7 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
   it('prints help for the program and each command, and exits 0', async () => {
     const top = await cli(['--help'])
     assert.equal(top.code, 0)
-    for (const command of ['init', 'start', 'join', 'leave', 'peers', 'status', 'list-containers', 'migrate', 'migrations', 'migration', 'rollback']) {
+    for (const command of ['init', 'start', 'join', 'leave', 'peers', 'status', 'list-containers', 'migrate', 'migrations', 'migration', 'rollback', 'watch', 'dashboard', 'show-log', 'log']) {
       assert.match(top.stdout, new RegExp(`\\b${command}\\b`))
       const res = await cli([command, '--help'])
       assert.equal(res.code, 0, command)
@@ -40,6 +55,27 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
   it('runs from the package bin (the build, where there is one)', async () => {
     const { execFileSync } = await import('node:child_process')
     assert.equal(execFileSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).trim(), '0.1.0')
+    assert.equal(execFileSync(process.execPath, [join(REPO, 'bin', 'go-to.js'), '--version'], { encoding: 'utf8' }).trim(), '0.1.0')
+  })
+
+  it('go-to offers the original commands with their original usage, and only those', async () => {
+    const top = await goTo(['--help'])
+    assert.equal(top.code, 0)
+    assert.deepEqual([...top.stdout.matchAll(/^ {2}(\S+) {2,}/gm)].map(m => m[1]), ['show-log', 'list-containers', 'migrate', 'rollback'])
+    const usages: Record<string, RegExp> = {
+      'show-log': /^usage: go-to show-log \[-s SINCE\] \[-t TILL\]/,
+      'list-containers': /^usage: go-to list-containers \[regexp\]/,
+      migrate: /^usage: go-to migrate \[-async\] -s <source_name> \[-t <target_name>\] <target_host_or_ip>/,
+      rollback: /^usage: go-to rollback <migration_id>/
+    }
+    for (const [command, usage] of Object.entries(usages)) {
+      const res = await goTo([command, '--help'])
+      assert.equal(res.code, 0, command)
+      assert.match(res.stdout, usage)
+    }
+    assertCleanError(await goTo(['peers']), 2, /^go-to: unknown command "peers"/)
+    assertCleanError(await goTo(['migrate', '-async', 'host1']), 2, /^go-to migrate: -s <source name> is required\nusage: go-to migrate \[-async\]/)
+    assertCleanError(await goTo(['rollback']), 2, /go-to rollback: missing argument/)
   })
 
   it('exits 2 on usage errors', async () => {
@@ -54,6 +90,9 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     assertCleanError(await cli(['migration']), 2, /missing argument/)
     assertCleanError(await cli(['migration', 'cancel']), 2, /missing the migration id/)
     assertCleanError(await cli(['rollback']), 2, /missing argument/)
+    assertCleanError(await cli(['watch']), 2, /missing argument/)
+    assertCleanError(await cli(['dashboard', 'now']), 2, /unexpected argument "now"/)
+    assertCleanError(await cli(['show-log', '--since']), 2, /argument missing/)
   })
 
   it('status and peers in human and JSON form', async () => {
@@ -73,12 +112,57 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     assert.deepEqual(JSON.parse((await agent.cli(['migrations', '--json'])).stdout), [])
   })
 
+  it('prints a dashboard link whose token is in the fragment, and the page behind it loads', async () => {
+    const res = await agent.cli(['dashboard'])
+    assert.equal(res.code, 0, res.stderr)
+    const link = /dashboard of host0: (\S+)/.exec(res.stdout)?.[1] ?? ''
+    assert.equal(link, `${agent.api}/ui/#token=${agent.token}`)
+    const url = new URL(link)
+    const page = await fetch(url)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<title>Go-To<\/title>/)
+    assert.doesNotMatch(agent.log(), new RegExp(agent.token), 'the token is in no agent log')
+    assertCleanError(await cli(['dashboard', '--api', agent.api, '--data-dir', agent.dataDir], { env: { GOTO_TOKEN: 'wrong-token-wrong-token' } }), 1, /GOTO_ERR_UNAUTHORIZED/)
+  })
+
+  it('show-log in human and JSON form, and log verify', async () => {
+    const human = await agent.cli(['show-log', '-s', '1h'])
+    assert.equal(human.code, 0, human.stderr)
+    assert.match(human.stdout, /host0\s+#1\s+node\.joined/)
+    const lines = (await agent.cli(['show-log', '--json', '--kind', 'node'])).stdout.trim().split('\n').map(l => JSON.parse(l))
+    assert.equal(lines[0].kind, 'node.joined')
+    assert.equal(lines[0].origin, agent.peerId)
+    assertCleanError(await agent.cli(['show-log', '-s', 'yesterday']), 1, /GOTO_ERR_INVALID_TIME: since: "yesterday"/)
+    const verify = await agent.cli(['log', 'verify'])
+    assert.equal(verify.code, 0, verify.stderr)
+    assert.match(verify.stdout, /every chain holds/)
+    assert.equal(JSON.parse((await agent.cli(['log', 'verify', '--json'])).stdout).ok, true)
+  })
+
   it('migration commands say what is wrong, with the code', async () => {
     assertCleanError(await agent.cli(['migrate', '-s', 'web', 'host9']), 1, /GOTO_ERR_UNKNOWN_CONTAINER|GOTO_ERR_UNKNOWN_TARGET/)
     assertCleanError(await agent.cli(['migration', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION: no migration/)
     assertCleanError(await agent.cli(['migration', 'nonsense']), 1, /GOTO_ERR_BAD_REQUEST: "nonsense" is not a migration id/)
     assertCleanError(await agent.cli(['rollback', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION/)
     assertCleanError(await agent.cli(['migration', 'cancel', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION/)
+    assertCleanError(await agent.cli(['watch', '01a21b22-3118-716a-9b46-000000000000']), 1, /^goto-node watch: GOTO_ERR_UNKNOWN_MIGRATION: no migration/)
+    assertCleanError(await agent.cli(['watch', 'nonsense']), 1, /GOTO_ERR_BAD_REQUEST: "nonsense" is not a migration id/)
+  })
+
+  it('warns when the API listens beyond loopback, and not otherwise', async () => {
+    assert.doesNotMatch(agent.log(), /beyond loopback/)
+    const dir = join(root, 'open-api')
+    assert.equal((await cli(['init', '--data-dir', dir])).code, 0)
+    const proc = spawn(process.execPath, [join(REPO, 'node', 'cli', 'index.ts'), 'start', '--data-dir', dir, '--docker-host', 'none', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '0.0.0.0:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    proc.stdout.on('data', (d: Buffer) => { output += d.toString() })
+    proc.stderr.on('data', (d: Buffer) => { output += d.toString() })
+    const exited = new Promise(resolve => proc.once('exit', resolve))
+    const deadline = Date.now() + 30_000
+    while (!/running as/.test(output) && proc.exitCode == null && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    proc.kill('SIGTERM')
+    await exited
+    assert.match(output, /the API listens beyond loopback.*api=0\.0\.0\.0:0/)
   })
 
   it('refuses an unreadable config with one clear message', async () => {
