@@ -194,8 +194,9 @@ function capacityRows (cap) {
 }
 
 function nodeCard ({ name, peerId, status, nodeState, capacity, containers }) {
+  const self = peerId === state.node?.peerId
   return h('article', { class: 'node', 'data-peer': peerId },
-    h('header', {}, h('span', { class: 'name' }, name), h('span', { class: `badge ${status}` }, status)),
+    h('header', {}, h('span', { class: 'name' }, name), h('span', { class: `badge ${self ? 'self' : status}` }, self ? 'this node' : status)),
     h('div', { class: 'muted mono', title: peerId }, `${shortId(peerId)}… · ${nodeState} · ${containers} containers`),
     h('dl', {}, capacityRows(capacity)))
 }
@@ -204,7 +205,7 @@ function renderMesh () {
   const self = state.node
   if (self == null) return
   $('self').textContent = `${self.name} · mesh ${self.meshId} · ${self.version}`
-  const cards = [nodeCard({ name: self.name, peerId: self.peerId, status: 'this node', nodeState: self.state, capacity: self.capacity, containers: self.containers })]
+  const cards = [nodeCard({ name: self.name, peerId: self.peerId, status: 'alive', nodeState: self.state, capacity: self.capacity, containers: self.containers })]
   for (const p of [...state.peers.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     cards.push(nodeCard({ name: p.name, peerId: p.peerId, status: p.status, nodeState: p.state, capacity: p.capacity, containers: p.containers }))
   }
@@ -280,9 +281,11 @@ function render () {
 }
 
 function renderLog (entries, more) {
-  const details = (d) => d == null ? '' : Object.entries(d).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
+  // peer ids in the details read as node names
+  const value = (v) => typeof v !== 'string' ? JSON.stringify(v) : v.startsWith('12D3KooW') ? nameOf(v) : v
+  const details = (d) => d == null ? '' : Object.entries(d).map(([k, v]) => `${k}=${value(v)}`).join(' ')
   const rows = entries.map(e => h('tr', { 'data-kind': e.kind },
-    h('td', { class: 'mono' }, e.time), h('td', {}, nameOf(e.origin)), h('td', {}, e.seq), h('td', {}, e.kind),
+    h('td', { class: 'mono time', title: e.time }, e.time.replace('T', ' ').replace('Z', '')), h('td', {}, nameOf(e.origin)), h('td', {}, e.seq), h('td', {}, e.kind),
     h('td', { class: 'mono', title: e.migration ?? '' }, shortId(e.migration)), h('td', {}, e.actor ?? ''), h('td', { class: 'mono' }, details(e.details))))
   if (more) rows.push(h('tr', {}, h('td', { colSpan: 7, class: 'muted' }, 'more entries: narrow the window')))
   $('log').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [h('tr', {}, h('td', { colSpan: 7, class: 'muted' }, 'no entries in this window'))]))

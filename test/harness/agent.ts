@@ -15,6 +15,8 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url))
 export const BIN = join(REPO, 'bin', 'goto-node.js')
 /** The CLI's entry in the sources: tests run what is in the tree, never a stale build. */
 export const ENTRY = join(REPO, 'node', 'cli', 'index.ts')
+/** The `go-to` command's entry in the sources. */
+export const GO_TO_ENTRY = join(REPO, 'node', 'cli', 'go-to-index.ts')
 
 export interface CliResult {
   code: number
@@ -22,10 +24,10 @@ export interface CliResult {
   stderr: string
 }
 
-/** Run the CLI as a user would; never throws on a non-zero exit. */
-export async function cli (args: string[], options: { env?: NodeJS.ProcessEnv, timeout?: number } = {}): Promise<CliResult> {
+/** Run the CLI (goto-node, or the `entry` given) as a user would; never throws on a non-zero exit. */
+export async function cli (args: string[], options: { env?: NodeJS.ProcessEnv, timeout?: number, entry?: string } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [ENTRY, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [options.entry ?? ENTRY, ...args], {
       env: { ...process.env, ...options.env },
       timeout: options.timeout ?? 60_000
     })

@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict'
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { promisify } from 'node:util'
-import { BIN, cli, REPO, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
+import { BIN, cli, GO_TO_ENTRY, REPO, startAgent, type AgentProc, type CliResult } from '../harness/agent.ts'
 import { makeRoot, releaseRoot } from '../harness/procs.ts'
 
-const GO_TO_ENTRY = join(REPO, 'node', 'cli', 'go-to-index.ts')
-
-/** Run `go-to` from the sources, as `cli()` runs goto-node. */
-async function goTo (args: string[]): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [GO_TO_ENTRY, ...args], { timeout: 60_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err: any) {
-    if (typeof err.code !== 'number') throw err
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' }
-  }
-}
+const goTo = async (args: string[]): Promise<CliResult> => await cli(args, { entry: GO_TO_ENTRY })
 
 /** One clear line on stderr, no stack trace. */
 function assertCleanError (res: CliResult, code: number, pattern: RegExp): void {
