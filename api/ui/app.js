@@ -225,9 +225,10 @@ function renderContainers () {
   $('containers').replaceChildren(...(blocks.length > 0 ? blocks.flat() : [h('p', { class: 'muted' }, 'no containers in the mesh')]))
 }
 
-function keepSelection (select, options) {
+/** Fill a select, keeping what was chosen when it is still there; with no options, say so in one empty one. */
+function keepSelection (select, options, none) {
   const chosen = select.value
-  select.replaceChildren(...options.map(([value, label]) => h('option', { value }, label)))
+  select.replaceChildren(...(options.length > 0 ? options.map(([value, label]) => h('option', { value }, label)) : [h('option', { value: '' }, none)]))
   if (options.some(([value]) => value === chosen)) select.value = chosen
 }
 
@@ -235,9 +236,9 @@ function renderForm () {
   const self = state.node
   if (self == null) return
   const local = state.containers.filter(c => c.peerId === self.peerId && !c.name.includes('-goto-rollback-'))
-  keepSelection($('migrate-container'), local.map(c => [c.name, `${c.name} (${c.state})`]))
+  keepSelection($('migrate-container'), local.map(c => [c.name, `${c.name} (${c.state})`]), 'none on this node')
   const targets = [...state.peers.values()].filter(p => p.status === 'alive' && p.state === 'active')
-  keepSelection($('migrate-target'), targets.map(p => [p.peerId, p.name]))
+  keepSelection($('migrate-target'), targets.map(p => [p.peerId, p.name]), 'no live peer')
 }
 
 /** Percent of the bytes moved; 100 only once it runs on the target. */

@@ -107,7 +107,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.doesNotMatch(await cluster.engines[1]!.docker(['ps', '-a', '--format', '{{.Names}}']), /^web-1$/m)
   })
 
-  it('goto-node watch follows a migration that go-to started, and go-to lists, shows the log and rolls back', async () => {
+  it('goto-node watch follows a migration that go-to started; migrations, migration and peers show it; go-to lists, shows the log and rolls back', async () => {
     const [host0] = cluster.agents as [AgentProc]
     await runContainer(cluster, 'web-2', 'web-2-data')
     const started = await goTo(host0, ['migrate', '-async', '-s', 'web-2', '-t', 'web-2b', cluster.ip(2)])
@@ -125,6 +125,17 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.match(human.stdout, /^host2\s+web-2b\s+\S+\s+running/m)
     const log = await goTo(host0, ['show-log', '-s', '10m', '-t', '0s'])
     assert.match(log.stdout, new RegExp(`migration\\.activated\\s+${id}`))
+    const table = await host0.cli(['migrations'])
+    assert.match(table.stdout, /^ID\s+ROLE\s+CONTAINER\s+FROM\s+TO\s+PHASE/)
+    assert.match(table.stdout, new RegExp(`^${id}\\s+source\\s+web-2\\s+host0\\s+host2\\s+activated`, 'm'))
+    assert.ok(JSON.parse((await host0.cli(['migrations', '--json'])).stdout).some((m: any) => m.id === id && m.phase === 'activated'))
+    const one = await host0.cli(['migration', id])
+    assert.match(one.stdout, /^phase\s+activated$/m)
+    assert.match(one.stdout, /^ {2}\S+ {2}transferring {2}\(\+\d+ ms\)$/m)
+    assert.equal(JSON.parse((await host0.cli(['migration', id, '--json'])).stdout).name, 'web-2b')
+    const peers = await host0.cli(['peers'])
+    assert.match(peers.stdout, /^host1\s+12D3KooW\S+\s+alive\s+active/m)
+    assert.deepEqual(JSON.parse((await host0.cli(['peers', '--json'])).stdout).map((p: any) => p.name), ['host1', 'host2'])
     const back = await goTo(host0, ['rollback', id])
     assert.equal(back.code, 0, back.stderr)
     assert.match(back.stdout, /rolled back: web-2 runs again on host0/)

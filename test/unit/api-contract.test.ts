@@ -8,7 +8,9 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { Hono } from 'hono'
 import { createApp } from '../../api/app.ts'
+import { eventStream } from '../../api/events.ts'
 import { OPERATIONS, openApiPath } from '../../api/openapi.ts'
 import type { PeerRecord } from '../../node/mesh/view.ts'
 import { capacity, record, stubAgent, TOKEN, UNKNOWN_ID, type StubAgent } from './stub-agent.ts'
@@ -250,6 +252,22 @@ describe('HTTP API contract', () => {
 })
 
 describe('event streams', () => {
+  it('keep an idle stream open with a comment line, and unsubscribe when the reader leaves', async () => {
+    let subscribed = 0
+    const app = new Hono().get('/idle', (c) => eventStream(c, () => {
+      subscribed++
+      return () => { subscribed-- }
+    }, { keepAliveMs: 20 }))
+    const res = await app.request('/idle')
+    const reader = (res.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader()
+    let text = ''
+    while (!text.includes(': keep-alive\n\n: keep-alive\n\n')) text += (await reader.read()).value ?? ''
+    assert.equal(subscribed, 1)
+    await reader.cancel()
+    await new Promise(resolve => setTimeout(resolve, 30))
+    assert.equal(subscribed, 0)
+  })
+
   it('streams one migration: the record, each update of it, and ends after a final phase', async () => {
     const { agent, call } = harness()
     const res = await call('GET', '/v1/migrations/:id/events')
