@@ -57,7 +57,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.deepEqual(await page.locator('#nodes .node .badge').allTextContents(), ['this node', 'alive', 'alive'])
     assert.equal(await page.locator('#nodes meter').count(), 9)
     await page.locator('table.containers[data-node="host0"] td', { hasText: 'web-1' }).waitFor()
-    assert.equal(await page.locator('#live').textContent(), 'live')
+    await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5000 })
   })
 
   it('starts a migration from the page and shows its progress, phase by phase, to 100%', async () => {
