@@ -376,7 +376,8 @@ Object.assign(commands, {
   --async                 print the migration id and return at once (go-to: -async); "goto-node watch <id>" follows it
   --allow-bind-mounts     move a container that bind-mounts host paths (the same paths must exist on the target)
   --json                  print the final record as JSON
-  Exit 0 only once the container runs on the target.
+  Without --async, a progress bar on stderr (a line per phase when stderr is not a terminal), fed by
+  the migration's events stream. Exit 0 only once the container runs on the target.
 ${CLIENT_HELP}`,
     options: {
       ...clientOptions,
