@@ -441,6 +441,16 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
 
   /** Cut a snapshot stream into the store and send its recipe; the target pulls what it lacks. */
   async #sendBlob (s: Session, record: MigrationRecord, serving: Serving, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
+    try {
+      return await this.#sendRecipe(s, record, serving, name, source, signal)
+    } finally {
+      // an engine stream left unread holds its container or image locked (an archive keeps the
+      // container's lock, so even inspect waits): end it whatever happened
+      (source as { destroy?: () => void }).destroy?.()
+    }
+  }
+
+  async #sendRecipe (s: Session, record: MigrationRecord, serving: Serving, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
     await s.send({ type: 'blob', id: record.id, name }, { signal })
     let first = true
     // progress of this round (pre-copy, then the final): the image, then each volume
