@@ -17,6 +17,8 @@ export const MigrateBody = z.strictObject({
   stopTimeout: z.number().int().min(0).max(3600).optional().describe('seconds a graceful stop may take'),
   dryRun: z.boolean().optional().describe('plan, offer and admission only'),
   allowBindMounts: z.boolean().optional().describe('move a container that bind-mounts host paths'),
+  bwlimit: z.union([z.number().positive(), z.string().max(32)]).optional().describe('bytes a second for this migration: a number, or a rate such as "10M" or "512k"'),
+  precopy: z.boolean().optional().describe('false skips the round that sends the bulk while the container still runs'),
   async: z.boolean().optional().describe('answer 202 with the planned record at once')
 })
 

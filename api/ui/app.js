@@ -249,6 +249,13 @@ function percent (r) {
   return total > 0 ? Math.min(99, Math.floor(moved / total * 100)) : 0
 }
 
+/** What crossed the wire, where the record says (chunked transfers): sent, already held by the target, on the wire. */
+function transferLine (t) {
+  if (t == null || typeof t.bytes !== 'number') return null
+  const held = t.heldBytes ?? Math.max(0, t.bytes - (t.movedBytes ?? 0))
+  return h('div', { class: 'muted' }, `sent ${bytes(t.movedBytes ?? 0)} · ${bytes(held)} deduplicated · ${bytes(t.wireBytes ?? 0)} on the wire`)
+}
+
 function migrationRow (r) {
   const pct = percent(r)
   const action = r.role === 'source' && r.phase === 'activated' && r.rollbackName != null
@@ -264,7 +271,8 @@ function migrationRow (r) {
       r.error != null ? h('div', { class: 'error' }, `${r.error.code}: ${r.error.message}`) : null),
     h('td', { class: 'progress' },
       h('progress', { max: 100, value: pct }),
-      h('div', { class: 'muted' }, h('span', { class: 'pct' }, `${pct}%`), ` · ${bytes(r.bytes?.moved ?? 0)} of ${bytes(r.bytes?.total ?? 0)}`)),
+      h('div', { class: 'muted' }, h('span', { class: 'pct' }, `${pct}%`), ` · ${bytes(r.bytes?.moved ?? 0)} of ${bytes(r.bytes?.total ?? 0)}`),
+      transferLine(r.transfer)),
     h('td', {}, r.downtimeMs != null ? `${r.downtimeMs} ms` : '-'),
     h('td', {}, action))
 }

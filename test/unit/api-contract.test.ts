@@ -107,7 +107,7 @@ describe('HTTP API contract', () => {
     const migrate = schema('/v1/migrations')
     assert.deepEqual(migrate.required, ['container', 'target'])
     assert.deepEqual(migrate.properties.consistency.enum, ['freeze', 'stop'])
-    assert.deepEqual(Object.keys(migrate.properties).sort(), ['allowBindMounts', 'async', 'consistency', 'container', 'dryRun', 'name', 'stopTimeout', 'target'])
+    assert.deepEqual(Object.keys(migrate.properties).sort(), ['allowBindMounts', 'async', 'bwlimit', 'consistency', 'container', 'dryRun', 'name', 'precopy', 'stopTimeout', 'target'])
   })
 
   it('answers every documented route with a documented status and content type', async () => {
@@ -163,6 +163,8 @@ describe('HTTP API contract', () => {
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', stopTimeout: 1.5 }), /^body\.stopTimeout: .*expected int/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', stopTimeout: 4000 }), /^body\.stopTimeout: .*<=3600/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', async: 'yes' }), /^body\.async: .*boolean/],
+      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: 'fast' }), /^bwlimit: bandwidth limit "fast" is not a rate/],
+      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: -1 }), /^body\.bwlimit: /],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', speed: 'fast' }), /^body: .*"speed"/]
     ]
     for (const [route, body, detail] of cases) {
