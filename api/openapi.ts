@@ -47,7 +47,7 @@ const ERROR_MEANING: Record<number, string> = {
 
 const TIME = 'ISO 8601 time or a span back from now: 90s, 15m, 1h, 2d'
 
-const MIGRATION_EVENTS = 'Server-Sent Events: `migration` with the record, first as it is, then at every phase and every ~250 ms of transfer; the stream ends after a final phase (activated, aborted, rolled-back, dry-run)'
+const MIGRATION_EVENTS = 'Server-Sent Events: `migration` with the record, first as it is, then at every phase and as bytes move; the stream ends after a final phase (activated, aborted, rolled-back, dry-run)'
 
 export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/healthz', id: 'health', summary: 'liveness', public: true, ok: { 200: '`{status: "ok", peerId}`' }, content: 'json' },
