@@ -324,7 +324,7 @@ async function follow (c: Client, id: string, onRecord: (r: MigrationRecord) => 
  * Show a migration's progress on `out`: redrawn in place on a terminal, else
  * one line per phase; with `json`, every record as one line of JSON.
  */
-function progressPrinter (out: NodeJS.WriteStream, json: boolean): { update: (r: MigrationRecord) => void, done: (r: MigrationRecord) => void } {
+function progressPrinter (out: NodeJS.WriteStream, json: boolean): { update: (r: MigrationRecord) => void, done: () => void } {
   const tty = out.isTTY === true && !json
   let lastPhase = ''
   return {
@@ -429,7 +429,7 @@ ${CLIENT_HELP}`,
       }
       const progress = progressPrinter(process.stderr, false)
       const record = await follow(c, started.id, progress.update)
-      progress.done(record)
+      progress.done()
       if (values.json === true) print(JSON.stringify(record, null, 2))
       if (record.phase === 'dry-run') {
         if (values.json !== true) print(`dry run: ${record.targetNode} admits ${record.container}; about ${bytes(record.bytes.total)} would cross (migration ${record.id})`)
@@ -520,7 +520,7 @@ ${CLIENT_HELP}`,
     async run (values: Values, [id]: string[]) {
       const progress = progressPrinter(process.stdout, values.json === true)
       const record = await follow(await client(values), id ?? '', progress.update)
-      progress.done(record)
+      progress.done()
       if (record.phase === 'aborted') throw new CommandFailed(record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED', `${record.error?.message ?? 'aborted'} (migration ${record.id})`)
       return 0
     }
