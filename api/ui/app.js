@@ -169,8 +169,12 @@ function setLive (on) {
   badge.className = `badge ${on ? 'on' : 'off'}`
 }
 
-async function live () {
-  for (;;) {
+/** Bumped at every sign-in, so the loops of an earlier one stop. */
+let session = 0
+let ticker
+
+async function live (mine) {
+  while (mine === session) {
     try {
       for await (const message of readEvents('/v1/events', () => { setLive(true) })) onEvent(message)
     } catch (err) {
@@ -355,12 +359,14 @@ function showFailure (err) {
 }
 
 function showLogin (why) {
+  clearInterval(ticker)
   $('main').hidden = true
   $('login').hidden = false
   if (why != null) $('login').querySelector('p').textContent = `Sign in again: ${why}.`
 }
 
 async function begin () {
+  const mine = ++session
   $('login').hidden = true
   $('main').hidden = false
   try {
@@ -370,8 +376,9 @@ async function begin () {
     return
   }
   await loadLog()
-  setInterval(() => { refresh().catch(() => {}) }, REFRESH_MS)
-  void live()
+  clearInterval(ticker)
+  ticker = setInterval(() => { refresh().catch(() => {}) }, REFRESH_MS)
+  void live(mine)
 }
 
 $('login-form').addEventListener('submit', (event) => {

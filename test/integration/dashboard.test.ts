@@ -60,6 +60,21 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     await page.locator('#live', { hasText: 'live' }).waitFor({ timeout: 5000 })
   })
 
+  it('without the link, asks for the token, refuses a wrong one and signs in with the right one', async () => {
+    const [host0] = cluster.agents as [AgentProc]
+    const tab = await context.newPage()
+    await tab.goto(`${host0.api}/ui/`)
+    await tab.locator('#login').waitFor()
+    assert.equal(await tab.locator('#main').isHidden(), true)
+    await tab.fill('#login-token', 'not-the-token')
+    await tab.click('#login-form button')
+    await tab.locator('#login p', { hasText: 'Sign in again: that token is not this agent\'s.' }).waitFor()
+    await tab.fill('#login-token', host0.token)
+    await tab.click('#login-form button')
+    await tab.locator('#nodes .node').nth(2).waitFor()
+    await tab.close()
+  })
+
   it('starts a migration from the page and shows its progress, phase by phase, to 100%', async () => {
     // record every phase the row shows, to see it live (the page re-reads everything only every 5 s)
     // (browser code as text: the tests compile without the DOM's types)
