@@ -48,7 +48,7 @@ export interface Client {
 }
 
 /** Split a Server-Sent Events text stream into events; comments (keep-alives) and events without data are skipped. */
-export async function * parseEvents (text: AsyncIterable<string>): AsyncGenerator<ServerEvent> {
+async function * parseEvents (text: AsyncIterable<string>): AsyncGenerator<ServerEvent> {
   let buffer = ''
   for await (const chunk of text) {
     buffer += chunk.replaceAll('\r\n', '\n')

@@ -641,7 +641,7 @@ export interface Program {
   commands: Record<string, Command>
 }
 
-export const GOTO_NODE: Program = {
+const GOTO_NODE: Program = {
   name: 'goto-node',
   about: 'move running containers between hosts and clouds over a private mesh',
   commands
