@@ -2,8 +2,8 @@
  * The agent's HTTP API, versioned under /v1: small Hono routers chained into
  * one app, the bearer token on every route but /healthz and the dashboard's
  * static files, Server-Sent Events for a migration's progress and for mesh
- * changes, the OpenAPI document of it all, and one error handler that answers
- * problem+json.
+ * changes, Prometheus metrics, the OpenAPI document of it all, and one error
+ * handler that answers problem+json.
  *
  * @example
  * ```ts
@@ -24,6 +24,7 @@ import { isFinal } from '../protocols/migrate/index.ts'
 import { errorMessage, type Logger } from '../node/logger.ts'
 import { dashboard } from './dashboard.ts'
 import { eventStream, type Subscribe } from './events.ts'
+import { METRICS_CONTENT_TYPE, metricsText } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
 import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
 
@@ -180,6 +181,13 @@ export function createApp (init: AppInit) {
       return c.json({ ok: origins.every(o => o.gaps.length === 0 && o.breaks.length === 0), origins, refused: agent.audit.refusedCount })
     })
     .get('/openapi.json', (c) => c.json(openApiDocument()))
+    .get('/metrics', async (c) => c.body(await metricsText({
+      info: () => agent.info(),
+      peers: () => agent.peers(),
+      containers: () => agent.containers(),
+      migrations: async () => await agent.migrations.list(),
+      refused: () => agent.audit.refusedCount
+    }), 200, { 'content-type': METRICS_CONTENT_TYPE }))
     .get('/events', (c) => eventStream(c, meshEvents(agent)))
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted

@@ -14,6 +14,7 @@
 import { z } from 'zod'
 import { VERSION } from '../node/agent.ts'
 import { DASHBOARD_FILES } from './dashboard.ts'
+import { METRICS_CONTENT_TYPE } from './metrics.ts'
 import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
 
 type Content = 'json' | 'events' | 'redirect' | { type: string }
@@ -61,6 +62,7 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/v1/containers', id: 'getContainers', summary: 'containers of the whole mesh', query: { match: 'a regular expression on the name' }, ok: { 200: '`{containers: MeshContainer[]}`' }, content: 'json', errors: [400] },
   { method: 'post', path: '/v1/mesh/join', id: 'join', summary: 'dial a member and swap states', body: JoinBody, ok: { 200: '`{peerId}` of the member' }, content: 'json', errors: [400, 502, 503] },
   { method: 'post', path: '/v1/mesh/leave', id: 'leave', summary: 'announce the leave and stop the agent', ok: { 202: '`{leaving: true, peerId}`; the agent leaves right after answering' }, content: 'json' },
+  { method: 'get', path: '/v1/metrics', id: 'metrics', summary: 'Prometheus metrics: capacity, peers by status, containers by node, migrations by role and phase, refused log entries', ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
   { method: 'get', path: '/v1/events', id: 'events', summary: 'mesh changes as Server-Sent Events', ok: { 200: 'Server-Sent Events: `peer` (a PeerInfo, on a status or state change), `peer-removed` (`{peerId}`, a gone or left peer forgotten), `migration` (a record of this node, on every update)' }, content: 'events' },
   {
     method: 'get',

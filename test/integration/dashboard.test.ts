@@ -122,7 +122,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.doesNotMatch(await cluster.engines[1]!.docker(['ps', '-a', '--format', '{{.Names}}']), /^web-1$/m)
   })
 
-  it('goto-node watch follows a migration that go-to started; migrations, migration and peers show it; go-to lists, shows the log and rolls back', async () => {
+  it('goto-node watch follows a migration that go-to started; migrations, migration and peers show it; go-to lists, shows the log and rolls back; metrics count it all', async () => {
     const [host0] = cluster.agents as [AgentProc]
     await runContainer(cluster, 'web-2', 'web-2-data')
     const started = await goTo(host0, ['migrate', '-async', '-s', 'web-2', '-t', 'web-2b', cluster.ip(2)])
@@ -154,6 +154,13 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     const back = await goTo(host0, ['rollback', id])
     assert.equal(back.code, 0, back.stderr)
     assert.match(back.stdout, /rolled back: web-2 runs again on host0/)
+    // the inventory follows Docker's events a moment later
+    const { value: text } = await until(async () => {
+      const metrics = await (await fetch(`${host0.api}/v1/metrics`, { headers: { authorization: `Bearer ${host0.token}` } })).text()
+      return /^goto_containers\{node="host0",state="running"\} 2$/m.test(metrics) && metrics
+    }, 5000, 'both containers back in the metrics')
+    assert.match(text, /^goto_peers\{status="alive"\} 2$/m)
+    assert.match(text, /^goto_migrations\{role="source",phase="rolled-back"\} 2$/m)
     assertNoTokenInLogs(cluster)
   })
 })

@@ -219,6 +219,20 @@ describe('HTTP API contract', () => {
     }
   })
 
+  it('serves Prometheus metrics of the node, the mesh view and the migrations', async () => {
+    const { call } = harness()
+    const res = await call('GET', '/v1/metrics')
+    assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
+    const text = await res.text()
+    assert.match(text, /^# TYPE goto_info gauge\ngoto_info\{peer_id="12D3KooWStub",name="stub",version="0",mesh="m"\} 1$/m)
+    assert.match(text, /^goto_cpus 2$/m)
+    assert.match(text, /^goto_peers\{status="alive"\} 0$/m)
+    assert.match(text, /^goto_containers\{node="stub",state="running"\} 1$/m)
+    assert.match(text, /^goto_migrations\{role="source",phase="planned"\} 1$/m)
+    assert.match(text, /^# TYPE goto_audit_refused_total counter\ngoto_audit_refused_total 0$/m)
+    for (const line of text.trimEnd().split('\n')) assert.match(line, /^(# (HELP|TYPE) goto_\w+ .+|goto_\w+(\{(\w+="[^"]*",?)+\})? [\d.e+-]+)$/, line)
+  })
+
   it('pages the log with next', async () => {
     const { call } = harness()
     const first = await (await call('GET', '/v1/log', { path: '/v1/log?limit=2' })).json() as { entries: unknown[], next?: number }
