@@ -12,6 +12,7 @@ import { Hono } from 'hono'
 import { createApp } from '../../api/app.ts'
 import { eventStream } from '../../api/events.ts'
 import { OPERATIONS, openApiPath } from '../../api/openapi.ts'
+import { ProblemSchema } from '../../api/responses.ts'
 import type { PeerRecord } from '../../node/mesh/view.ts'
 import { capacity, record, stubAgent, TOKEN, UNKNOWN_ID, type StubAgent } from './stub-agent.ts'
 
@@ -110,7 +111,7 @@ describe('HTTP API contract', () => {
     assert.deepEqual(Object.keys(migrate.properties).sort(), ['allowBindMounts', 'async', 'bwlimit', 'consistency', 'container', 'dryRun', 'name', 'precopy', 'stopTimeout', 'target'])
   })
 
-  it('answers every documented route with a documented status and content type', async () => {
+  it('answers every documented route with a documented status, content type and body', async () => {
     const doc = await documentOf()
     const { call } = harness()
     for (const op of OPERATIONS) {
@@ -121,7 +122,12 @@ describe('HTTP API contract', () => {
       if (documented == null || res.status >= 400) assert.fail(`${key}: ${res.status} ${await res.text()}`)
       const type = Object.keys(documented.content ?? {})[0]
       if (type != null) assert.equal(res.headers.get('content-type')?.split(';')[0], type, key)
-      await res.body?.cancel()
+      if (op.schema != null) {
+        const parsed = op.schema.safeParse(await res.json())
+        assert.ok(parsed.success, `${key}: ${parsed.error?.message ?? ''}`)
+      } else {
+        await res.body?.cancel()
+      }
     }
   })
 
@@ -132,14 +138,15 @@ describe('HTTP API contract', () => {
       const secured = doc.paths[openApiPath(op.path)]?.[op.method]?.security == null
       for (const authorization of ['', 'Bearer wrong', TOKEN]) {
         const res = await call(op.method.toUpperCase(), op.path, { headers: { authorization } })
-        await res.body?.cancel()
         if (!secured) {
+          await res.body?.cancel()
           assert.ok(res.status < 400, `${op.method} ${op.path} is public`)
           continue
         }
         assert.equal(res.status, 401, `${op.method} ${op.path} with "${authorization}"`)
         assert.equal(res.headers.get('content-type'), 'application/problem+json')
         assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer/)
+        assert.ok(ProblemSchema.safeParse(await res.json()).success)
       }
     }
   })

@@ -15,20 +15,30 @@ import { MigrationError, type MigrationsEvents } from '../../node/migration/serv
 export const TOKEN = 'test-token-0123456789abcdef'
 export const capacity = { cpus: 2, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, diskFree: 1 }
 
-export const record = {
+const EPOCH = new Date(0).toISOString()
+
+export const record: MigrationRecord = {
   id: '01a21b22-3118-716a-9b46-1f1b69f76a64',
   role: 'source',
   phase: 'planned',
-  phases: [{ phase: 'planned', at: new Date(0).toISOString() }],
+  phases: [{ phase: 'planned', at: EPOCH }],
+  source: '12D3KooWStub',
+  target: '12D3KooWOther',
+  sourceNode: 'stub',
+  targetNode: 'other',
   container: 'web-1',
   name: 'web-1',
+  consistency: 'freeze',
+  dryRun: false,
+  createdAt: EPOCH,
+  updatedAt: EPOCH,
   bytes: { total: 1000, moved: 0 }
-} as unknown as MigrationRecord
+}
 
 /** An id that is well formed and unknown. */
 export const UNKNOWN_ID = '01a21b22-3118-716a-9b46-000000000000'
 
-const entries = [1, 2, 3].map(seq => ({ origin: '12D3KooWStub', seq, time: new Date(seq * 1000).toISOString(), kind: 'node.joined' }))
+const entries = [1, 2, 3].map(seq => ({ origin: '12D3KooWStub', seq, time: new Date(seq * 1000).toISOString(), prev: '0'.repeat(64), kind: 'node.joined' }))
 
 export type StubAgent = ApiAgent & {
   joined: string[]
@@ -84,7 +94,7 @@ export function stubAgent (): StubAgent {
     },
     leave: async () => { stub.left++ },
     audit: {
-      list: async (q: { limit?: number, offset?: number }) => entries.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? entries.length)) as any,
+      list: async (q: { limit?: number, offset?: number } = {}) => entries.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? entries.length)),
       verify: async () => [],
       refusedCount: 0,
       append: async (kind: string) => { stub.acts.push(kind); return {} as any }
