@@ -53,6 +53,8 @@ export class ChunkStore {
   /** Index writes are batched: a put costs one file write, not also one LevelDB write. */
   #pending = new Map<string, IndexEntry>()
   #flushing: Promise<void> | undefined
+  /** Fan-out folders known to exist. */
+  readonly #dirs = new Set<string>()
 
   constructor (db: Level<string, unknown>, dir: string) {
     this.dir = dir
@@ -77,15 +79,22 @@ export class ChunkStore {
     return unique.filter((hash, i) => found[i] === undefined && !this.#pending.has(hash))
   }
 
-  /** Store a chunk after checking it is what its name says (unless the caller just hashed it). */
-  async put (hash: string, bytes: Uint8Array, options: { verified?: boolean } = {}): Promise<void> {
+  /**
+   * Store a chunk after checking it is what its name says (unless the caller
+   * just hashed it); `known: false` when the caller just asked `missing()`.
+   */
+  async put (hash: string, bytes: Uint8Array, options: { verified?: boolean, known?: false } = {}): Promise<void> {
     if (options.verified !== true) {
       const actual = sha256(bytes)
       if (actual !== hash) throw new BadChunkError(`chunk ${hash.slice(0, 12)}… hashes to ${actual.slice(0, 12)}…`)
     }
-    if (await this.has(hash)) return
+    if (options.known !== false && await this.has(hash)) return
     const path = this.#path(hash)
-    await mkdir(join(this.dir, hash.slice(0, 2)), { recursive: true })
+    const dir = join(this.dir, hash.slice(0, 2))
+    if (!this.#dirs.has(dir)) {
+      await mkdir(dir, { recursive: true })
+      this.#dirs.add(dir)
+    }
     const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
     await writeFile(tmp, bytes)
     await rename(tmp, path)

@@ -199,6 +199,12 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     return record
   }
 
+  /** Progress between phases: journalled (the API reads the journal) and announced, without waiting. */
+  #progress (record: MigrationRecord): void {
+    void this.#c.journal.put(record).catch(() => {})
+    this.safeDispatchEvent('update', { detail: record })
+  }
+
   // ───────────────────────────── source ─────────────────────────────
 
   #resolveTarget (target: string): { peerId: string, name: string } {
@@ -434,7 +440,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       onProgress: () => {
         if (Date.now() - lastUpdate < 250) return
         lastUpdate = Date.now()
-        this.safeDispatchEvent('update', { detail: record })
+        this.#progress(record)
       }
     })
   }
@@ -455,6 +461,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     let first = true
     // progress of this round (pre-copy, then the final): the image, then each volume
     let roundBytes = name.endsWith('image') ? 0 : record.bytes.moved
+    let lastProgress = 0
     const result = await chunkInto(this.#c.chunks, source as AsyncIterable<Uint8Array>, async batch => {
       await s.send({ type: 'recipe', id: record.id, name, chunks: batch.map(c => [c.hash, c.size] as [string, number]) }, { signal })
       if (first && name.endsWith('image')) {
@@ -469,6 +476,10 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         serving.stats.bytes += size
         roundBytes += size
         record.bytes.moved = Math.min(record.bytes.total, roundBytes)
+        if (Date.now() - lastProgress >= 250) {
+          lastProgress = Date.now()
+          this.#progress(record)
+        }
       }
     })
     await this.#c.chunks.putRecipe({ migration: record.id, blob: name, chunks: result.chunks, createdAt: Date.now() })
@@ -717,8 +728,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const violation = checkPolicy(spec, this.#init.policy)
     if (violation != null) return refusal(violation.code, violation.reason)
     if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
+    const stale = await this.#staleRollbackPoint(spec)
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
-      if (await runtime.volumeExists(m.source)) return refusal('VOLUME_EXISTS', `a volume named "${m.source}" exists on this node`)
+      if (await runtime.volumeExists(m.source) && stale?.spec?.mounts.some(v => v.type === 'volume' && v.source === m.source) !== true) {
+        return refusal('VOLUME_EXISTS', `a volume named "${m.source}" exists on this node`)
+      }
     }
     const inUse = await runtime.portsInUse()
     for (const p of publishedPorts(spec)) {
@@ -753,7 +767,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         record.bytes.moved = stats.heldBytes + stats.movedBytes
         if (Date.now() - lastUpdate < 250) return
         lastUpdate = Date.now()
-        this.safeDispatchEvent('update', { detail: record })
+        this.#progress(record)
       },
       onRefused: async hash => {
         await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { peer: remote, chunk: hash } }).catch(() => {})
@@ -859,7 +873,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       s.abort(err as Error)
       const now = await this.#c.journal.get(record.id, 'target')
       // not prepared: the source cannot have decided, so clean up now; prepared: wait for its word
-      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget(now, errorMessage(err))
+      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget({ ...now, transfer: stats, bytes: record.bytes }, errorMessage(err))
       throw err
     } finally {
       fetcher.close()
@@ -887,6 +901,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       if (broken != null) throw broken
     }
     await into('image', async stream => { await runtime.loadImage(stream) })
+    const stale = await this.#staleRollbackPoint(spec)
+    if (stale != null) await this.#retireRollbackPoint(stale, `superseded by migration ${record.id}, which brings ${spec.name} back`)
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
       await runtime.createVolume(m.source, { 'goto.migration': record.id })
       record.createdVolumes?.push(m.source)
@@ -1054,12 +1070,26 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     for (const record of await this.#c.journal.all()) {
       if (record.role !== 'source' || record.phase !== 'activated' || record.rollbackName == null) continue
       if (record.rollbackExpiresAt == null || Date.parse(record.rollbackExpiresAt) > now) continue
-      const point = await this.#c.runtime.inspect(record.rollbackName)
-      if (point != null) await this.#c.runtime.removeContainer(point.id, { volumes: true })
-      for (const m of record.spec?.mounts ?? []) if (m.type === 'volume') await this.#c.runtime.removeVolume(m.source).catch(() => {})
-      await this.#c.audit.append('migration.pruned', { migration: record.id, details: { rollbackName: record.rollbackName } }).catch(() => {})
-      await this.#save(record, undefined, { rollbackName: undefined, rollbackExpiresAt: undefined })
+      await this.#retireRollbackPoint(record, 'retention ran out')
     }
+  }
+
+  /**
+   * The rollback point this node keeps of a container that a migration now
+   * brings back (same name): it is stale, since the container moved on, and
+   * its volumes carry the names the returning container needs.
+   */
+  async #staleRollbackPoint (spec: ContainerSpec): Promise<MigrationRecord | undefined> {
+    const records = await this.#c.journal.all()
+    return records.find(r => r.role === 'source' && r.phase === 'activated' && r.rollbackName != null && r.container === spec.name)
+  }
+
+  async #retireRollbackPoint (record: MigrationRecord, reason: string): Promise<void> {
+    const point = record.rollbackName != null ? await this.#c.runtime.inspect(record.rollbackName) : undefined
+    if (point != null) await this.#c.runtime.removeContainer(point.id, { volumes: true })
+    for (const m of record.spec?.mounts ?? []) if (m.type === 'volume') await this.#c.runtime.removeVolume(m.source).catch(() => {})
+    await this.#c.audit.append('migration.pruned', { migration: record.id, details: { rollbackName: record.rollbackName, reason } }).catch(() => {})
+    await this.#save(record, undefined, { rollbackName: undefined, rollbackExpiresAt: undefined })
   }
 }
 

@@ -119,12 +119,16 @@ export class ChunkServer {
         }
         const serving = this.#serving.get(request.id)
         if (serving == null || serving.peer !== remote) throw new Error(`no migration ${request.id} is moving to ${remote}`)
-        for (const hash of request.hashes) {
-          if (!serving.hashes.has(hash)) {
+        // read the request's chunks at once (the disk works in parallel), send them in order
+        const reads = request.hashes.map(hash => serving.hashes.has(hash) ? this.#store.get(hash) : undefined)
+        for (const r of reads) r?.catch(() => {})
+        for (const [i, hash] of request.hashes.entries()) {
+          const read = reads[i]
+          if (read == null) {
             await lp.write(encodeFrame({ tag: TAG_ABSENT, hash, body: new Uint8Array(0) }))
             continue
           }
-          const raw = await this.#store.get(hash)
+          const raw = await read
           let tag: typeof TAG_RAW | typeof TAG_ZSTD = TAG_RAW
           let body: Uint8Array = raw
           if (this.#compression === 'auto' && skip-- <= 0) {
@@ -165,37 +169,53 @@ export class ChunkServer {
 
 /**
  * Cut `source` into chunks, store each the store lacks, and hand the names
- * on in batches (`onBatch`, awaited: back-pressure reaches the reader).
+ * on in batches (`onBatch`, awaited: back-pressure reaches the reader). Chunks
+ * are looked up and written a group at a time (one index read for the group,
+ * the writes in parallel); a batch goes out only once all its chunks are
+ * stored and `onChunk` has seen them, so nobody is told of a chunk before it
+ * can be served.
  */
 export async function chunkInto (
   store: ChunkStore,
   source: AsyncIterable<Uint8Array>,
   onBatch: (batch: ChunkRef[]) => Promise<void>,
-  options: { batch?: number, signal?: AbortSignal, onChunk?: (hash: string, size: number) => Promise<void> | void } = {}
+  options: { batch?: number, signal?: AbortSignal, onChunk?: (hash: string, size: number) => void } = {}
 ): Promise<{ chunks: ChunkRef[], bytes: number, sha256: string }> {
   const whole = createHash('sha256')
   const chunks: ChunkRef[] = []
+  let group: Array<{ hash: string, bytes: Buffer }> = []
   let batch: ChunkRef[] = []
   let bytes = 0
+  const storeGroup = async (): Promise<void> => {
+    const missing = new Set(await store.missing(group.map(g => g.hash)))
+    await Promise.all(group.filter(g => missing.has(g.hash)).map(async g => { await store.put(g.hash, g.bytes, { verified: true, known: false }) }))
+    for (const g of group) options.onChunk?.(g.hash, g.bytes.byteLength)
+    group = []
+  }
   for await (const chunk of chunkStream(source)) {
     if (options.signal?.aborted === true) throw options.signal.reason
     const hash = sha256(chunk)
     whole.update(chunk)
     bytes += chunk.byteLength
-    await store.put(hash, chunk, { verified: true })
     const ref = { hash, size: chunk.byteLength }
     chunks.push(ref)
     batch.push(ref)
-    await options.onChunk?.(hash, chunk.byteLength)
-    if (batch.length >= (options.batch ?? 512)) {
+    group.push({ hash, bytes: chunk })
+    if (group.length >= GROUP) await storeGroup()
+    if (batch.length >= (options.batch ?? 64)) {
+      await storeGroup()
       await onBatch(batch)
       batch = []
     }
   }
+  await storeGroup()
   if (batch.length > 0) await onBatch(batch)
   await store.flush()
   return { chunks, bytes, sha256: whole.digest('hex') }
 }
+
+/** Chunks looked up and written together: at most 16 × 256 KiB held. */
+const GROUP = 16
 
 /** A stream rebuilt from the store, checked as it goes against its length and hash. */
 export function assemble (store: ChunkStore, chunks: ChunkRef[], expect: { bytes: number, sha256: string }): Readable {
@@ -300,6 +320,29 @@ export class Fetcher {
     this.#notify()
   }
 
+  /** Store one fetched chunk; a chunk that fails its hash is counted and left out of `done`, so it is asked for again. */
+  async #store (ref: ChunkRef, body: Uint8Array, done: Set<string>): Promise<void> {
+    try {
+      await this.#init.store.put(ref.hash, body)
+    } catch (err) {
+      if (!(err instanceof BadChunkError)) throw err
+      this.#init.stats.refused++
+      const n = (this.#refusals.get(ref.hash) ?? 0) + 1
+      this.#refusals.set(ref.hash, n)
+      await this.#init.onRefused?.(ref.hash)
+      if (n >= MAX_REFUSALS_PER_CHUNK) this.#fail(new BadChunkError(`chunk ${ref.hash.slice(0, 12)}… failed its hash ${n} times`))
+      else this.#init.log.warn('chunk refused: hash mismatch; asking again', { migration: this.#init.migration, chunk: ref.hash })
+      return
+    }
+    done.add(ref.hash)
+    this.#stored++
+    this.#retriesInARow = 0
+    this.#init.stats.moved++
+    this.#init.stats.movedBytes += body.byteLength
+    this.#init.onProgress?.()
+    await this.#init.afterStore?.(this.#stored)
+  }
+
   async #work (): Promise<void> {
     let stream: Stream | undefined
     let lp: ReturnType<typeof lpStream> | undefined
@@ -312,6 +355,7 @@ export class Fetcher {
         const batch = this.#queue.splice(0, MAX_HASHES)
         this.#inFlight += batch.length
         const done = new Set<string>()
+        const stores: Array<Promise<void>> = []
         try {
           if (stream == null || lp == null) {
             stream = await this.#init.libp2p.dialProtocol(peerIdFromString(this.#init.peer), CHUNKS_PROTOCOL, { signal: AbortSignal.any([this.#init.signal, AbortSignal.timeout(10_000)]) })
@@ -319,6 +363,7 @@ export class Fetcher {
             lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
           }
           await lp.write(encodeRequest({ id: this.#init.migration, hashes: batch.map(r => r.hash) }), { signal: this.#init.signal })
+          // store while the next frames arrive: the disk and the network work at once
           for (const ref of batch) {
             const frame = decodeFrame((await lp.read({ signal: AbortSignal.any([this.#init.signal, AbortSignal.timeout(IDLE_MS)]) })).subarray())
             if (frame.hash !== ref.hash) throw new Error(`asked for ${ref.hash.slice(0, 12)}…, got ${frame.hash.slice(0, 12)}…`)
@@ -326,31 +371,14 @@ export class Fetcher {
               this.#fail(new BadChunkError(`the source does not have chunk ${ref.hash.slice(0, 12)}…`))
               return
             }
-            const body = frame.tag === TAG_ZSTD ? await decompress(frame.body, { maxOutputLength: MAX_CHUNK_BYTES }) : frame.body
             this.#init.stats.wireBytes += frame.body.byteLength + 33
-            try {
-              await this.#init.store.put(ref.hash, body)
-            } catch (err) {
-              if (!(err instanceof BadChunkError)) throw err
-              this.#init.stats.refused++
-              const n = (this.#refusals.get(ref.hash) ?? 0) + 1
-              this.#refusals.set(ref.hash, n)
-              await this.#init.onRefused?.(ref.hash)
-              if (n >= MAX_REFUSALS_PER_CHUNK) {
-                this.#fail(new BadChunkError(`chunk ${ref.hash.slice(0, 12)}… failed its hash ${n} times`))
-                return
-              }
-              this.#init.log.warn('chunk refused: hash mismatch; asking again', { migration: this.#init.migration, chunk: ref.hash })
-              continue // not in `done`: asked for again below
-            }
-            done.add(ref.hash)
-            this.#stored++
-            this.#retriesInARow = 0
-            this.#init.stats.moved++
-            this.#init.stats.movedBytes += body.byteLength
-            this.#init.onProgress?.()
-            await this.#init.afterStore?.(this.#stored)
+            // a copy: the frame is a view on buffers the stream reuses
+            const body = frame.tag === TAG_ZSTD ? await decompress(frame.body, { maxOutputLength: MAX_CHUNK_BYTES }) : Buffer.from(frame.body)
+            stores.push(this.#store(ref, body, done))
+            if (stores.length >= 8) await stores.shift()
           }
+          await Promise.all(stores)
+          if (this.#failed != null) return
         } catch (err) {
           stream?.abort(err as Error)
           stream = undefined
@@ -364,6 +392,7 @@ export class Fetcher {
           this.#init.log.warn('chunk stream broke; reopening', { migration: this.#init.migration, error: errorMessage(err) })
           await new Promise(resolve => setTimeout(resolve, Math.min(5000, 100 * 2 ** this.#retriesInARow)))
         } finally {
+          await Promise.allSettled(stores)
           // what did not arrive whole goes back to the front of the queue
           const undone = batch.filter(r => !done.has(r.hash))
           this.#queue.unshift(...undone)
