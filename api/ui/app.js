@@ -253,11 +253,16 @@ function percent (r) {
   return total > 0 ? Math.min(99, Math.floor(moved / total * 100)) : 0
 }
 
-/** What crossed the wire, where the record says (chunked transfers): sent, already held by the target, on the wire. */
-function transferLine (t) {
+/**
+ * What crossed the wire, where the record says (chunked transfers): sent, already held by the
+ * target, on the wire, and what a pre-copy round moved while the container still ran.
+ */
+function transferLine (r) {
+  const t = r.transfer
   if (t == null || typeof t.bytes !== 'number') return null
   const held = t.heldBytes ?? Math.max(0, t.bytes - (t.movedBytes ?? 0))
-  return h('div', { class: 'muted' }, `sent ${bytes(t.movedBytes ?? 0)} · ${bytes(held)} deduplicated · ${bytes(t.wireBytes ?? 0)} on the wire`)
+  const precopy = typeof r.precopy?.movedBytes === 'number' ? ` · ${bytes(r.precopy.movedBytes)} before the freeze` : ''
+  return h('div', { class: 'muted' }, `sent ${bytes(t.movedBytes ?? 0)} · ${bytes(held)} deduplicated · ${bytes(t.wireBytes ?? 0)} on the wire${precopy}`)
 }
 
 function migrationRow (r) {
@@ -276,7 +281,7 @@ function migrationRow (r) {
     h('td', { class: 'progress' },
       h('progress', { max: 100, value: pct }),
       h('div', { class: 'muted' }, h('span', { class: 'pct' }, `${pct}%`), ` · ${bytes(r.bytes?.moved ?? 0)} of ${bytes(r.bytes?.total ?? 0)}`),
-      transferLine(r.transfer)),
+      transferLine(r)),
     h('td', {}, r.downtimeMs != null ? `${r.downtimeMs} ms` : '-'),
     h('td', {}, action))
 }
