@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -135,6 +137,39 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     assertCleanError(await agent.cli(['migration', 'cancel', '01a21b22-3118-716a-9b46-000000000000']), 1, /GOTO_ERR_UNKNOWN_MIGRATION/)
     assertCleanError(await agent.cli(['watch', '01a21b22-3118-716a-9b46-000000000000']), 1, /^goto-node watch: GOTO_ERR_UNKNOWN_MIGRATION: no migration/)
     assertCleanError(await agent.cli(['watch', 'nonsense']), 1, /GOTO_ERR_BAD_REQUEST: "nonsense" is not a migration id/)
+  })
+
+  it('watch follows a migration across a cut events stream, and exits 1 when it ends aborted', async () => {
+    const id = '01a21b22-3118-716a-9b46-1f1b69f76a64'
+    const at = new Date().toISOString()
+    const record = (phase: string, moved: number, extra: object = {}): string => JSON.stringify({ id, role: 'source', phase, phases: [{ phase, at }], container: 'web-1', name: 'web-1', createdAt: at, bytes: { total: 100, moved }, ...extra })
+    // first connection: one event, then the stream is cut; the second: the end
+    const answers = [
+      [record('transferring', 50)],
+      [record('transferring', 80), record('activated', 100)],
+      [record('aborted', 0, { error: { code: 'GOTO_ERR_CANCELLED', message: 'cancelled by request' } })]
+    ]
+    const server = createServer((req, res) => {
+      if (req.headers.authorization !== 'Bearer watch-token-0123456789' || req.url !== `/v1/migrations/${id}/events`) {
+        res.writeHead(401, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ code: 'GOTO_ERR_UNAUTHORIZED', detail: `not ${req.url ?? ''} with that token` }))
+        return
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      for (const data of answers.shift() ?? []) res.write(`event: migration\ndata: ${data}\n\n`)
+      res.end()
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const env = { GOTO_TOKEN: 'watch-token-0123456789' }
+      const done = await cli(['watch', id, '--api', api], { env })
+      assert.equal(done.code, 0, done.stderr)
+      assert.deepEqual(done.stdout.trim().split('\n').map(line => line.split(/\s+/)[0]), ['transferring', 'activated'])
+      assert.match(done.stdout, /^activated\s+\[#{24}\] 100%/m)
+      assertCleanError(await cli(['watch', id, '--api', api], { env }), 1, /^goto-node watch: GOTO_ERR_CANCELLED: cancelled by request/)
+    } finally {
+      server.close()
+    }
   })
 
   it('warns when the API listens beyond loopback, and not otherwise', async () => {
