@@ -10,7 +10,7 @@ try {
   }
   const rss = (a: any) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${a.proc.pid}/status`, 'utf8'))![1]) / 1024
   console.log('idle rss MB', rss(cluster.agents[0]), rss(cluster.agents[1]))
-  await e0.docker(['run', '-d', '--network', 'none', '--name', 'tt', '-v', 'tt-data:/data', BASE_IMAGE, 'sh', '-c', '[ -f /ready ] || { head -c 30m /dev/urandom > /a.bin; head -c 10m /dev/urandom > /data/b.bin; touch /ready; }; exec sleep 100000'])
+  await e0.docker(['run', '-d', '--network', 'none', '--name', 'tt', '-v', 'tt-data:/data', BASE_IMAGE, 'sh', '-c', `[ -f /ready ] || { head -c ${process.env.SIZE ?? 30}m /dev/urandom > /a.bin; head -c 10m /dev/urandom > /data/b.bin; touch /ready; }; exec sleep 100000`])
   await until(async () => await e0.docker(['exec', 'tt', 'ls', '/ready']).then(() => true, () => false), 30_000, 'data')
   const t0 = Date.now()
   const res = await cluster.agents[0]!.call('POST', '/v1/migrations', { container: 'tt', target: 'host1', precopy: process.argv[2] === 'pre' })

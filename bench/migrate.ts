@@ -20,6 +20,8 @@
  * bench/results/migrate.json and draws docs/bench-migrate.svg.
  *
  * Flags: --scale=N multiplies every size (default 1; 0.1 for a quick look).
+ * `npm run bench:migrate` builds first and runs the agents from dist/, as
+ * hosts do, so the memory figures are a host's.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
