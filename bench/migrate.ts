@@ -20,6 +20,8 @@
  * bench/results/migrate.json and draws docs/bench-migrate.svg.
  *
  * Flags: --scale=N multiplies every size (default 1; 0.1 for a quick look).
+ * `npm run bench:migrate` builds first and runs the agents from dist/, as
+ * hosts do, so the memory figures are a host's.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -100,15 +102,16 @@ async function manual (src: Engine, dst: Engine, name: string): Promise<Figures>
   return { wallMs: ms, downtimeMs: ms, wireBytes: wire }
 }
 
+/** One at a time, so the other always knows where the restarted one listens (a new port each start). */
 async function restartAgents (cluster: Cluster, env: Array<NodeJS.ProcessEnv | undefined> = []): Promise<void> {
   for (const i of [0, 1]) {
     await cluster.agents[i]!.stop()
     cluster.agents[i] = await cluster.agents[i]!.restart(env[i] ?? {})
+    await until(async () => {
+      const views = await Promise.all(cluster.agents.map(async a => (await a.call('GET', '/v1/peers')).body.peers as any[]))
+      return views.every(v => v.some(p => p.status === 'alive'))
+    }, 30_000, 'the mesh')
   }
-  await until(async () => {
-    const views = await Promise.all(cluster.agents.map(async a => (await a.call('GET', '/v1/peers')).body.peers as any[]))
-    return views.every(v => v.some(p => p.status === 'alive'))
-  }, 30_000, 'the mesh')
 }
 
 /** Go-To, from agent `from` to the other; fresh agents so the peak RSS is this migration's. */

@@ -55,6 +55,8 @@ export interface MigrationRecord {
   tokenExpiresAt?: number
   tokenUsed?: boolean
   imageExisted?: boolean
+  /** The pre-copied image is loaded and the volumes are created and filled. */
+  preLoaded?: boolean
   createdVolumes?: string[]
   containerCreated?: boolean
 }

@@ -28,6 +28,8 @@ import { assemble, ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, ty
 import { CHUNKS_PROTOCOL } from '../../protocols/chunks/index.ts'
 import { TokenBucket } from '../chunks/bandwidth.ts'
 import type { ChunkRef, ChunkStore } from '../chunks/store.ts'
+import { canReadXattrs, deltaSince, listTree, packDelta, type Listing } from '../runtime/delta.ts'
+import { deltaImageArchive, readSaveIndex, type SaveIndex } from './image-archive.ts'
 import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
@@ -89,6 +91,13 @@ export interface MigrationsInit {
   failpoints?: Failpoints
 }
 
+/** The listings a delta is taken against, and when they were taken. */
+interface DeltaBase {
+  at: number
+  layer: { dir: string, listing: Listing }
+  volumes: Array<{ destination: string, dir: string, listing: Listing }>
+}
+
 export interface MigrationsComponents {
   libp2p: MeshNode
   runtime: ContainerRuntime
@@ -119,6 +128,11 @@ async function portFree (port: number, host: string): Promise<boolean> {
   })
 }
 
+/** The never-started container through which a target fills pre-copied volumes. */
+function fillContainerName (id: string): string {
+  return `goto-fill-${id.slice(0, 8)}`
+}
+
 function imageRefFor (name: string, id: string): string {
   return `goto-migrate/${name.toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}:${id.slice(0, 8)}`
 }
@@ -137,6 +151,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #prunedAt = 0
   #shutdown = new AbortController()
   readonly #server: ChunkServer
+  /** The index of each pre-copied image this node received, for the delta that follows. */
+  readonly #preImages = new Map<string, SaveIndex>()
   readonly #nodeBucket: TokenBucket | undefined
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
@@ -357,9 +373,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       serving = this.#serveChunks(record)
 
       // pre-copy: the bulk crosses while the container still runs
+      let delta: DeltaBase | undefined
       if ((req.precopy ?? this.#init.precopy ?? true) && record.wasRunning === true) {
         const preRef = `${record.imageRef as string}-pre`
         try {
+          delta = await this.#deltaBase(record, spec)
           await runtime.commit(record.container, ...preRef.split(':') as [string, string])
           const before = record.transfer?.movedBytes ?? 0
           let bytes = (await this.#sendBlob(s, record, serving, 'pre:image', await runtime.saveImage(preRef), sig)).bytes
@@ -383,13 +401,26 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       await this.#save(record, 'frozen', { frozenAt })
       await this.#fail.hit('source:frozen', async () => { await this.#cut(record.target) })
 
-      // snapshot: only the chunks the target lacks cross
-      await runtime.commit(record.container, ...(record.imageRef as string).split(':') as [string, string])
-      await this.#save(record, 'transferring')
+      // snapshot: after a pre-copy only what changed since; either way only the chunks the target lacks cross
       const blobs: Manifest['blobs'] = []
-      blobs.push(await this.#sendBlob(s, record, serving, 'image', await runtime.saveImage(record.imageRef as string), sig))
-      for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
-        blobs.push(await this.#sendBlob(s, record, serving, `volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig))
+      if (delta != null) {
+        await this.#save(record, 'transferring')
+        const layer = await deltaSince(delta.layer.dir, delta.at, delta.layer.listing, { overlay: true })
+        blobs.push(await this.#sendBlob(s, record, serving, 'delta:image', packDelta(delta.layer.dir, layer, { layer: true }), sig))
+        for (const v of delta.volumes) {
+          const changes = await deltaSince(v.dir, delta.at, v.listing, { overlay: false })
+          // a plain tar cannot delete: a volume that lost files since is sent whole (its chunks mostly held)
+          blobs.push(changes.deleted.length > 0
+            ? await this.#sendBlob(s, record, serving, `volume:${v.destination}`, await runtime.getArchive(record.container, v.destination), sig)
+            : await this.#sendBlob(s, record, serving, `delta:volume:${v.destination}`, packDelta(v.dir, changes, { layer: false, prefix: `${posix.basename(v.destination)}/` }), sig))
+        }
+      } else {
+        await runtime.commit(record.container, ...(record.imageRef as string).split(':') as [string, string])
+        await this.#save(record, 'transferring')
+        blobs.push(await this.#sendBlob(s, record, serving, 'image', await runtime.saveImage(record.imageRef as string), sig))
+        for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
+          blobs.push(await this.#sendBlob(s, record, serving, `volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig))
+        }
       }
 
       // prepare: the target checks every hash against this signed manifest
@@ -423,6 +454,32 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       this.#log.warn('commit not acknowledged yet; will resend', { id: record.id, error: errorMessage(err) })
       // the resolver resends the commit until the target answers
     }
+  }
+
+  /**
+   * What the final round needs to send only the changes after the pre-copy:
+   * where the writable layer and the volumes live on this host, listed now.
+   * Undefined (with the reason logged) when the engine does not allow it;
+   * the final round then sends a whole new snapshot, of which only the new
+   * chunks cross.
+   */
+  async #deltaBase (record: MigrationRecord, spec: ContainerSpec): Promise<DeltaBase | undefined> {
+    const runtime = this.#c.runtime
+    const why = (reason: string): undefined => {
+      this.#log.info('pre-copy without a delta: the final round sends a whole snapshot', { id: record.id, reason })
+      return undefined
+    }
+    const dir = await runtime.writableLayerDir(record.container).catch(() => undefined)
+    if (dir == null) return why('the writable layer is not an overlay2 directory this agent can read')
+    if (!await canReadXattrs()) return why('getfattr (Debian package attr) is missing')
+    const at = Date.now()
+    const volumes: DeltaBase['volumes'] = []
+    for (const m of spec.mounts.filter(m => m.type === 'volume')) {
+      const vdir = await runtime.volumeDir(m.source).catch(() => undefined)
+      if (vdir == null) return why(`volume ${m.source} is not a local directory this agent can read`)
+      volumes.push({ destination: m.destination, dir: vdir, listing: await listTree(vdir) })
+    }
+    return { at, layer: { dir, listing: await listTree(dir) }, volumes }
   }
 
   /** Serve this migration's chunks to its target, within its and the node's bandwidth limits. */
@@ -532,7 +589,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await this.#save(record, 'activated', {
       downtimeMs,
       health,
-      bytes: { ...record.bytes, total: Math.max(record.bytes.total, record.bytes.moved) },
+      // done: the progress is whole, whatever the estimate was
+      bytes: { total: Math.max(record.bytes.total, record.bytes.moved), moved: Math.max(record.bytes.total, record.bytes.moved) },
       error: healthy ? undefined : { code: 'GOTO_ERR_ACTIVATION', message: `the container on ${record.targetNode} is ${String(health)}` }
     })
   }
@@ -803,8 +861,9 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         if (fetcher.failed != null) throw fetcher.failed
         if (message.type === 'blob') {
           if (recipes.has(message.name)) throw new MigrationError('GOTO_ERR_BAD_STATE', `blob ${message.name} was sent twice`)
-          const destination = message.name.replace(/^pre:/, '').replace(/^volume:/, '')
-          if (message.name.replace(/^pre:/, '') !== 'image' && !spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) {
+          const bare = message.name.replace(/^(pre|delta):/, '')
+          const destination = bare.replace(/^volume:/, '')
+          if (bare !== 'image' && !spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) {
             throw new MigrationError('GOTO_ERR_BAD_STATE', `no volume is mounted at ${destination}`)
           }
           recipes.set(message.name, { chunks: [] })
@@ -835,6 +894,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
           await this.#c.chunks.putRecipe({ migration: record.id, blob: message.name, chunks: recipe.chunks, createdAt: Date.now() })
         } else if (message.type === 'sync') {
           await fetcher.drained()
+          // the pre-copied image and volumes go into the engine now, while the source still runs
+          if (recipes.get('pre:image')?.end != null && record.preLoaded !== true) await this.#preload(record, recipes)
           await this.#save(record)
           await s.send({ type: 'ok', id: record.id, step: 'sync' })
         } else if (message.type === 'prepare') {
@@ -843,7 +904,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
             await this.#c.audit.append('security.bad-signature', { migration: record.id, details: { peer: remote } }).catch(() => {})
             throw new MigrationError('GOTO_ERR_BAD_SIGNATURE', 'the manifest\'s signature does not hold')
           }
-          if (manifest.blobs[0]?.name !== 'image') throw new MigrationError('GOTO_ERR_BAD_STATE', 'the manifest must list the image first')
+          if (manifest.blobs[0]?.name !== 'image' && manifest.blobs[0]?.name !== 'delta:image') throw new MigrationError('GOTO_ERR_BAD_STATE', 'the manifest must list the image first')
+          if (manifest.blobs[0]?.name === 'delta:image' && this.#preImages.get(record.id) == null) throw new MigrationError('GOTO_ERR_BAD_STATE', 'a delta without the pre-copied image it applies to')
           for (const blob of manifest.blobs) {
             const mine = recipes.get(blob.name)
             if (mine?.end == null || mine.end.sha256 !== blob.sha256 || mine.end.bytes !== blob.bytes || mine.chunks.length !== blob.chunks || recipeDigest(mine.chunks) !== blob.recipe) {
@@ -881,39 +943,98 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
   }
 
-  /** Rebuild each blob from the store into the engine: the image, then the volumes into the created container. */
+  /** A stream (a blob rebuilt from the store) into `consume`, an engine call; the engine's refusals say why. */
+  async #into (name: string, stream: NodeJS.ReadableStream & { destroy: () => void }, consume: (stream: NodeJS.ReadableStream) => Promise<void>): Promise<void> {
+    let broken: unknown
+    stream.once('error', err => { broken = err })
+    try {
+      await consume(stream)
+    } catch (err) {
+      if (broken != null) throw broken
+      const message = errorMessage(err)
+      throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
+    } finally {
+      stream.destroy()
+    }
+    if (broken != null) throw broken
+  }
+
+  /**
+   * The pre-copy's image into the engine, its manifest and config kept for
+   * the delta to come, and the volumes created and filled through a
+   * container that is never started.
+   */
+  async #preload (record: MigrationRecord, recipes: Map<string, { chunks: ChunkRef[], end?: { bytes: number, sha256: string } }>): Promise<void> {
+    const runtime = this.#c.runtime
+    const spec = record.spec as ContainerSpec
+    const pre = recipes.get('pre:image')!
+    this.#preImages.set(record.id, await readSaveIndex(assemble(this.#c.chunks, pre.chunks, pre.end!)))
+    await this.#into('pre:image', assemble(this.#c.chunks, pre.chunks, pre.end!), async stream => { await runtime.loadImage(stream) })
+    await this.#save(record, undefined, { preLoaded: true })
+    const volumes = spec.mounts.filter(m => m.type === 'volume')
+    if (volumes.length === 0) return
+    for (const m of volumes) await this.#createVolume(record, m.source)
+    const fill = fillContainerName(record.id)
+    await runtime.createContainer(fill, {
+      Image: `${record.imageRef as string}-pre`,
+      Entrypoint: ['/goto-fill-never-runs'],
+      Cmd: [],
+      Labels: { 'goto.migration': record.id },
+      HostConfig: { NetworkMode: 'none', Mounts: volumes.map(m => ({ Type: 'volume', Source: m.source, Target: m.destination, ReadOnly: false })) }
+    })
+    try {
+      for (const m of volumes) {
+        const blob = recipes.get(`pre:volume:${m.destination}`)
+        if (blob?.end == null) continue
+        await this.#into(`pre:volume:${m.destination}`, assemble(this.#c.chunks, blob.chunks, blob.end), async stream => { await runtime.putArchive(fill, posix.dirname(m.destination), stream) })
+      }
+    } finally {
+      await runtime.removeContainer(fill, { volumes: false }).catch(() => {})
+    }
+  }
+
+  async #createVolume (record: MigrationRecord, name: string): Promise<void> {
+    await this.#c.runtime.createVolume(name, { 'goto.migration': record.id })
+    if (!(record.createdVolumes ?? []).includes(name)) record.createdVolumes?.push(name)
+    await this.#save(record)
+  }
+
+  /**
+   * Rebuild each blob from the store into the engine: the image (whole, or
+   * the pre-copied one plus a delta layer), the volumes (created, or brought
+   * up to date when pre-copied), then the container.
+   */
   async #unpack (record: MigrationRecord, manifest: Manifest, recipes: Map<string, { chunks: ChunkRef[] }>): Promise<void> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
-    const into = async (name: string, consume: (stream: NodeJS.ReadableStream) => Promise<void>): Promise<void> => {
-      const blob = manifest.blobs.find(b => b.name === name)
-      if (blob == null) throw new MigrationError('GOTO_ERR_BAD_STATE', `the manifest lacks ${name}`)
-      const stream = assemble(this.#c.chunks, recipes.get(name)?.chunks ?? [], blob)
-      let broken: unknown
-      stream.once('error', err => { broken = err })
-      try {
-        await consume(stream)
-      } catch (err) {
-        if (broken != null) throw broken
-        const message = errorMessage(err)
-        throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
-      }
-      if (broken != null) throw broken
+    const blobOf = (name: string): Manifest['blobs'][number] | undefined => manifest.blobs.find(b => b.name === name)
+    const chunksOf = (name: string): ChunkRef[] => recipes.get(name)?.chunks ?? []
+    const image = manifest.blobs[0]!
+    if (image.name === 'delta:image') {
+      const archive = deltaImageArchive(this.#preImages.get(record.id)!, assemble(this.#c.chunks, chunksOf('delta:image'), image), image.bytes, image.sha256, record.imageRef as string)
+      await this.#into('delta:image', archive as NodeJS.ReadableStream & { destroy: () => void }, async stream => { await runtime.loadImage(stream) })
+    } else {
+      await this.#into('image', assemble(this.#c.chunks, chunksOf('image'), image), async stream => { await runtime.loadImage(stream) })
     }
-    await into('image', async stream => { await runtime.loadImage(stream) })
     const stale = await this.#staleRollbackPoint(spec)
     if (stale != null) await this.#retireRollbackPoint(stale, `superseded by migration ${record.id}, which brings ${spec.name} back`)
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
-      await runtime.createVolume(m.source, { 'goto.migration': record.id })
-      record.createdVolumes?.push(m.source)
-      await this.#save(record)
+      if (record.preLoaded !== true) {
+        await this.#createVolume(record, m.source)
+      } else if (blobOf(`volume:${m.destination}`) != null) {
+        // sent whole after all: start it afresh
+        await runtime.removeVolume(m.source)
+        await this.#createVolume(record, m.source)
+      }
     }
     await runtime.createContainer(spec.name, createBody(spec, record.imageRef as string))
     await this.#save(record, undefined, { containerCreated: true })
-    for (const blob of manifest.blobs.filter(b => b.name.startsWith('volume:'))) {
-      const destination = blob.name.slice('volume:'.length)
-      await into(blob.name, async stream => { await runtime.putArchive(spec.name, posix.dirname(destination), stream) })
+    for (const blob of manifest.blobs.filter(b => /^(delta:)?volume:/.test(b.name))) {
+      const destination = blob.name.replace(/^(delta:)?volume:/, '')
+      await this.#into(blob.name, assemble(this.#c.chunks, chunksOf(blob.name), blob), async stream => { await runtime.putArchive(spec.name, posix.dirname(destination), stream) })
     }
+    if (record.preLoaded === true) await runtime.removeImage(`${record.imageRef as string}-pre`).catch(() => {})
+    this.#preImages.delete(record.id)
   }
 
   /** The target's half of the commit: start, check it runs (and is healthy), answer. Idempotent. */
@@ -963,8 +1084,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     if (record.containerCreated === true || await runtime.inspect(record.name).then(d => d?.inspect?.Config?.Image === record.imageRef, () => false)) {
       await runtime.removeContainer(record.name, { volumes: false }).catch(() => {})
     }
+    await runtime.removeContainer(fillContainerName(record.id), { volumes: false }).catch(() => {})
     for (const volume of record.createdVolumes ?? []) await runtime.removeVolume(volume).catch(() => {})
     if (record.imageExisted !== true) await runtime.removeImage(record.imageRef as string).catch(() => {})
+    await runtime.removeImage(`${record.imageRef as string}-pre`).catch(() => {})
+    this.#preImages.delete(record.id)
     if (!isFinal(record.phase)) await this.#save(record, 'aborted', { error: { code: 'GOTO_ERR_ABORTED', message: reason } })
   }
 

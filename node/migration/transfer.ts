@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
-import { constants as zlibConstants, zstdCompress, zstdDecompress } from 'node:zlib'
+import { constants as zlibConstants, zstdCompress, zstdCompressSync, zstdDecompress } from 'node:zlib'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -30,6 +30,15 @@ import { errorMessage, type Logger } from '../logger.ts'
 import type { MeshNode } from '../mesh/libp2p.ts'
 
 const compress = promisify(zstdCompress)
+
+/** The sample a chunk's compressibility is judged by, and the ratio under which it is worth it. */
+const PROBE_BYTES = 8192
+
+/** Whether zstd is likely to save a tenth of this chunk, judged on a slice (cheap, on this thread). */
+function worthCompressing (chunk: Uint8Array): boolean {
+  const sample = chunk.subarray(0, Math.min(PROBE_BYTES, chunk.byteLength))
+  return zstdCompressSync(sample, ZSTD_LEVEL).byteLength < sample.byteLength * 0.9
+}
 const decompress = promisify(zstdDecompress)
 const ZSTD_LEVEL = { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } }
 
@@ -106,8 +115,6 @@ export class ChunkServer {
   async handle (stream: Stream, connection: Connection): Promise<void> {
     const remote = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-    // compression is tried on a sample: after a chunk that does not shrink, skip the next few
-    let skip = 0
     try {
       for (;;) {
         let request
@@ -131,13 +138,11 @@ export class ChunkServer {
           const raw = await read
           let tag: typeof TAG_RAW | typeof TAG_ZSTD = TAG_RAW
           let body: Uint8Array = raw
-          if (this.#compression === 'auto' && skip-- <= 0) {
+          if (this.#compression === 'auto' && worthCompressing(raw)) {
             const packed = await compress(raw, ZSTD_LEVEL)
             if (packed.byteLength < raw.byteLength * 0.9) {
               tag = TAG_ZSTD
               body = packed
-            } else {
-              skip = 16
             }
           }
           if (serving.corruptNext === true) {
@@ -323,7 +328,8 @@ export class Fetcher {
   /** Store one fetched chunk; a chunk that fails its hash is counted and left out of `done`, so it is asked for again. */
   async #store (ref: ChunkRef, body: Uint8Array, done: Set<string>): Promise<void> {
     try {
-      await this.#init.store.put(ref.hash, body)
+      // asked for because the store lacked it: no need to ask the index again
+      await this.#init.store.put(ref.hash, body, { known: false })
     } catch (err) {
       if (!(err instanceof BadChunkError)) throw err
       this.#init.stats.refused++
@@ -372,8 +378,8 @@ export class Fetcher {
               return
             }
             this.#init.stats.wireBytes += frame.body.byteLength + 33
-            // a copy: the frame is a view on buffers the stream reuses
-            const body = frame.tag === TAG_ZSTD ? await decompress(frame.body, { maxOutputLength: MAX_CHUNK_BYTES }) : Buffer.from(frame.body)
+            // the frame is a view on a buffer of its own (each read from the network is a new one): no copy
+            const body = frame.tag === TAG_ZSTD ? await decompress(frame.body, { maxOutputLength: MAX_CHUNK_BYTES }) : frame.body
             stores.push(this.#store(ref, body, done))
             if (stores.length >= 8) await stores.shift()
           }

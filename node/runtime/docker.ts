@@ -3,6 +3,7 @@
  * Inventory changes are driven by the engine's event stream (reconnected when
  * it breaks) with a slow poll as a safety net.
  */
+import { access, constants as fsConstants } from 'node:fs/promises'
 import Docker from 'dockerode'
 import { hostCapacity } from './host.ts'
 import { PINNED_LABEL } from './runtime.ts'
@@ -156,6 +157,15 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
   }
 }
 
+async function readable (dir: string): Promise<boolean> {
+  try {
+    await access(dir, fsConstants.R_OK | fsConstants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** Docker's 404 on any object. */
 export function isNotFound (err: unknown): boolean {
   return (err as { statusCode?: number })?.statusCode === 404
@@ -252,6 +262,16 @@ export function dockerMigrationOps (docker: Docker): import('./runtime.ts').Migr
       if (res != null && typeof (res as any).resume === 'function') {
         await new Promise<void>((resolve, reject) => { (res as any).on('end', resolve).on('error', reject).resume() })
       }
+    },
+    async writableLayerDir (name) {
+      const info: any = await container(name).inspect()
+      const dir = info?.GraphDriver?.Name === 'overlay2' ? info.GraphDriver.Data?.UpperDir : undefined
+      return typeof dir === 'string' && await readable(dir) ? dir : undefined
+    },
+    async volumeDir (name) {
+      const info: any = await docker.getVolume(name).inspect()
+      const dir = info?.Driver === 'local' && info?.Options == null ? info.Mountpoint : undefined
+      return typeof dir === 'string' && await readable(dir) ? dir : undefined
     },
     async portsInUse () {
       const list = await docker.listContainers({ filters: { status: ['running', 'paused', 'restarting'] } })

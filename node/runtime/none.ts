@@ -26,6 +26,8 @@ export function noRuntime (dataDir: string): ContainerRuntime {
     volumeExists: async () => false,
     volumeSizes: async () => new Map(),
     portsInUse: async () => new Set(),
+    writableLayerDir: async () => undefined,
+    volumeDir: async () => undefined,
     description: 'none',
     async start () {},
     async stop () {},

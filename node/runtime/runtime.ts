@@ -101,4 +101,11 @@ export interface MigrationRuntime {
   putArchive(name: string, path: string, tar: NodeJS.ReadableStream): Promise<void>
   /** Host ports published by running containers, as `port/proto`. */
   portsInUse(): Promise<Set<string>>
+  /**
+   * Where this host keeps the container's writable layer (overlay2's upper
+   * directory), when the engine is local and this process may read it.
+   */
+  writableLayerDir(name: string): Promise<string | undefined>
+  /** Where this host keeps a volume's files, when local and readable. */
+  volumeDir(name: string): Promise<string | undefined>
 }

@@ -12,7 +12,7 @@
  *
  * A chunk frame is `tag (1 byte) | sha-256 (32 bytes) | body`: tag RAW with
  * the chunk's bytes, ZSTD with them compressed (only when that saved at
- * least a tenth), or ABSENT with an empty body when the source cannot serve
+ * least a tenth; the source judges by compressing a slice first), or ABSENT with an empty body when the source cannot serve
  * it. Every frame is length-prefixed and capped; the target checks each
  * chunk's hash before it stores it, and asks again for one that fails.
  */

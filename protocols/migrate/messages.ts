@@ -58,8 +58,11 @@ export const OfferPayloadSchema = z.strictObject({
   dryRun: z.boolean()
 })
 
-/** `image` or `volume:<mount destination>`, each maybe prefixed `pre:` for the pre-copy round. */
-const blobName = z.string().min(1).max(4200).regex(/^(pre:)?(image|volume:\/.*)$/, 'image or volume:/<path>, maybe prefixed pre:')
+/**
+ * `image` or `volume:<mount destination>`, each maybe prefixed `pre:` (the
+ * pre-copy round) or `delta:` (only what changed since the pre-copy).
+ */
+const blobName = z.string().min(1).max(4200).regex(/^(pre:|delta:)?(image|volume:\/.*)$/, 'image or volume:/<path>, maybe prefixed pre: or delta:')
 
 export const BlobSchema = z.strictObject({
   name: blobName,

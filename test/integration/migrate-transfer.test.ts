@@ -82,6 +82,28 @@ describe('chunked transfer', { timeout: 900_000 }, () => {
     assert.equal(await sums(1, 'broken-1'), before)
   })
 
+  it('compresses what shrinks, and keeps to a bandwidth limit', async () => {
+    const e0 = cluster.engines[0]!
+    // 6 MiB of text: zstd shrinks it to almost nothing
+    await e0.docker(['run', '-d', '--network', 'none', '--name', 'text-1', BASE_IMAGE, 'sh', '-c',
+      '[ -f /ready ] || { i=0; while [ $i -lt 98304 ]; do echo "line $i of a log that compresses well, padded to sixty-four" ; i=$((i+1)); done > /log.txt; touch /ready; }; exec sleep 100000'])
+    await until(async () => await e0.docker(['exec', 'text-1', 'ls', '/ready']).then(() => true, () => false), 60_000, 'the text')
+    const fast = await migrate(0, 'text-1', 'host1', { precopy: false })
+    assert.equal(fast.source.phase, 'activated')
+    assert.ok(fast.source.transfer.wireBytes < fast.source.transfer.movedBytes / 3, `wire ${fast.source.transfer.wireBytes as number} for ${fast.source.transfer.movedBytes as number}`)
+
+    // 4 MiB of random bytes at 2 MB/s: at least a second and a half however fast the link
+    await container(0, 'slow-1', 4, 0)
+    const t0 = performance.now()
+    const slow = await migrate(0, 'slow-1', 'host1', { precopy: false, bwlimit: '2M' })
+    const ms = performance.now() - t0
+    assert.equal(slow.source.phase, 'activated')
+    assert.equal(slow.source.bwlimit, 2e6)
+    assert.ok(ms >= (slow.source.transfer.wireBytes / 2e6 - 0.2) * 1000, `${Math.round(ms)} ms for ${slow.source.transfer.wireBytes as number} bytes at 2 MB/s`)
+    const bad = await cluster.agents[0]!.call('POST', '/v1/migrations', { container: 'slow-1', target: 'host1', bwlimit: 'fast' })
+    assert.equal(bad.status, 400)
+  })
+
   it('a transfer cut at two points resumes from the chunks stored: each chunk crosses at most once more than needed', async (t) => {
     const before = await container(0, 'resume-1', 48, 16)
     const runs: Array<{ source: any, target: any }> = []
