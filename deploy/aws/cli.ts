@@ -15,7 +15,7 @@ import { runCli, processIo, required, integer, str, list, type Command, type Io,
 import { UsageError } from '../lib/errors.ts'
 import { adminCidr, vpnCidr, MESH_PORT } from '../lib/net.ts'
 import { defaultPublicKeyPath, readPublicKey } from '../lib/ssh-key.ts'
-import { swarmKeyFor } from '../lib/swarm-key.ts'
+import { swarmKeyFor, forgetNewKey } from '../lib/swarm-key.ts'
 import { renderUserData } from '../lib/user-data.ts'
 import { hostName } from '../lib/names.ts'
 import { check, importKeyPair, launch, listRegions, type AwsDeps } from './ec2.ts'
@@ -145,6 +145,9 @@ ${CREDENTIALS_HELP}`,
         userData,
         pollSeconds: integer(values, 'poll-seconds', 5),
         maxWaitSeconds: 600
+      }).catch(async (err: unknown) => {
+        await forgetNewKey(swarm)
+        throw err
       })
       const address = host.publicDns !== '' ? host.publicDns : host.publicIp
       io.out(`running       ${host.instanceId} in ${where}: public ${address || '(none)'}, private ${host.privateIp}`)

@@ -3,7 +3,7 @@
  * as the agent checks it), else a new key written beside them, 0600, for the
  * hosts that join later.
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { generateKey } from '@libp2p/pnet'
 import { checkSwarmKey } from '../../node/data-dir.ts'
 import { DeployError } from './errors.ts'
@@ -35,4 +35,9 @@ export async function swarmKeyFor (file: string | undefined, newKeyPath: string)
     throw new DeployError('GOTO_ERR_SWARM_KEY', `cannot write a new swarm key to ${newKeyPath}: ${err.code ?? err.message}`)
   })
   return { text: new TextDecoder().decode(key), createdAt: newKeyPath }
+}
+
+/** A launch that failed leaves no key of a mesh that never started. */
+export async function forgetNewKey (key: SwarmKey): Promise<void> {
+  if (key.createdAt != null) await rm(key.createdAt, { force: true })
 }
