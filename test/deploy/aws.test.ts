@@ -95,12 +95,13 @@ describe('deploy/aws', () => {
     assert.equal(aws.calls.length, 0)
   })
 
-  const launchArgs = ['launch', '--name-prefix', 'goto', '--tag', 'demo', '--key-name', 'goto', '--region', 'eu-west-1',
+  // each test its own prefix: a launch names its host (and a new mesh's key file) by the second
+  const launchArgs = (prefix: string): string[] => ['launch', '--name-prefix', prefix, '--tag', 'demo', '--key-name', 'goto', '--region', 'eu-west-1',
     '--admin-cidr', '203.0.113.7/32', '--vpn-cidr', '10.0.0.0/8', '--agent-bundle-url', 'https://downloads.example/goto-node-0.1.0-bundle.tar.gz',
     '--bootstrap', '/ip4/10.1.0.4/tcp/4001', '--poll-seconds', '1']
 
   it('launch: the AMI from SSM, a two-rule security group, an IMDSv2 instance with cloud-init, waited until running', async () => {
-    const ran = await cli(launchArgs, { keyPairs: { 'eu-west-1': ['goto'] }, pendingPolls: 1 })
+    const ran = await cli(launchArgs('goto'), { keyPairs: { 'eu-west-1': ['goto'] }, pendingPolls: 1 })
     assert.equal(ran.code, 0, ran.stderr)
     assert.deepEqual(actions(), [
       'eu-west-1 ssm:GetParameter',
@@ -169,23 +170,23 @@ describe('deploy/aws', () => {
   })
 
   it('launch: a refused RunInstances removes the security group it made and says who refused what', async () => {
-    const ran = await cli(launchArgs, { keyPairs: { 'eu-west-1': ['goto'] }, refuse: { 'ec2:RunInstances': 'UnauthorizedOperation' } })
+    const ran = await cli(launchArgs('refused'), { keyPairs: { 'eu-west-1': ['goto'] }, refuse: { 'ec2:RunInstances': 'UnauthorizedOperation' } })
     assertFailed(ran, 1, 'GOTO_ERR_AWS_REFUSED', /AWS refused RunInstances in eu-west-1 \(UnauthorizedOperation\): You are not authorized/)
     assert.deepEqual(actions().slice(-2), ['eu-west-1 ec2:RunInstances', 'eu-west-1 ec2:DeleteSecurityGroup'])
     assert.equal(aws.calls.at(-1)?.params.GroupId, 'sg-0fake')
   })
 
   it('launch: a key pair missing from the region stops it before anything is made', async () => {
-    const ran = await cli(launchArgs, { keyPairs: {} })
+    const ran = await cli(launchArgs('nokey'), { keyPairs: {} })
     assertFailed(ran, 1, 'GOTO_ERR_AWS_NO_KEY_PAIR', /key pair "goto" is not in eu-west-1; import it first/)
     assert.deepEqual(actions(), ['eu-west-1 ssm:GetParameter', 'eu-west-1 ec2:DescribeKeyPairs'])
   })
 
   it('launch: SSH from anywhere and a public mesh range are refused before any call', async () => {
-    const anySsh = await cli(launchArgs.map(a => a === '203.0.113.7/32' ? '0.0.0.0/0' : a))
+    const anySsh = await cli(launchArgs('anyssh').map(a => a === '203.0.113.7/32' ? '0.0.0.0/0' : a))
     assertFailed(anySsh, 1, 'GOTO_ERR_UNSAFE_SSH_SOURCE', /opens SSH to the whole internet/)
     assert.equal(aws.calls.length, 0)
-    const publicVpn = await cli(launchArgs.map(a => a === '10.0.0.0/8' ? '8.8.0.0/16' : a))
+    const publicVpn = await cli(launchArgs('publicvpn').map(a => a === '10.0.0.0/8' ? '8.8.0.0/16' : a))
     assertFailed(publicVpn, 1, 'GOTO_ERR_UNSAFE_MESH_SOURCE', /not a private range/)
     assert.equal(aws.calls.length, 0)
   })
@@ -199,7 +200,7 @@ describe('deploy/aws', () => {
   it('a refused first call, a missing flag, an unknown command, and --help', async () => {
     const refused = await cli(['check', '--region', 'eu-west-1'], { refuse: { 'ec2:DescribeRegions': 'UnauthorizedOperation' } })
     assertFailed(refused, 1, 'GOTO_ERR_AWS_REFUSED', /AWS refused DescribeRegions in eu-west-1/)
-    assertFailed(await cli(launchArgs.filter(a => a !== '--tag' && a !== 'demo')), 2, 'GOTO_ERR_USAGE', /--tag is required/)
+    assertFailed(await cli(launchArgs('usage').filter(a => a !== '--tag' && a !== 'demo')), 2, 'GOTO_ERR_USAGE', /--tag is required/)
     assertFailed(await cli(['destroy']), 2, 'GOTO_ERR_USAGE', /unknown command "destroy"/)
     const help = await cli(['launch', '--help'])
     assert.equal(help.code, 0)
