@@ -160,6 +160,16 @@ init_data_dir() {
   runuser -u goto -- /usr/local/bin/goto-node "${args[@]}"
 }
 
+# a background agent from an earlier run: ask it to leave, and wait until it has
+stop_background_agent() {
+  local pid i
+  [ -f "$DATA_DIR/agent.pid" ] || return 0
+  pid="$(cat "$DATA_DIR/agent.pid")"
+  kill "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  die "the agent started earlier (pid $pid) did not stop within 30 s"
+}
+
 start_agent() {
   if [ "$use_systemd" -eq 1 ]; then
     install -m 0644 "$PREFIX/agent/deploy/systemd/goto-node.service" "$UNIT"
@@ -169,7 +179,7 @@ start_agent() {
     systemctl restart goto-node.service
   else
     say "systemd is not running here: starting the agent as a background process (log: $LOG_DIR/agent.log)"
-    if [ -f "$DATA_DIR/agent.pid" ]; then kill "$(cat "$DATA_DIR/agent.pid")" 2>/dev/null || true; fi
+    stop_background_agent
     runuser -u goto -- /bin/sh -c "set -a; . $ENV_FILE; set +a; exec setsid /usr/local/bin/goto-node start" \
       >> "$LOG_DIR/agent.log" 2>&1 < /dev/null &
     echo $! > "$DATA_DIR/agent.pid"
