@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Go-To needs on a Debian machine (run as root): Node.js >= 22,
-# a Docker engine, busybox-static (the test hosts' base image) and the npm
-# dependencies (whose `prepare` step builds dist/). Safe to run again.
+# a Docker engine, busybox-static (the test hosts' base image), the validators
+# the deploy tests run (cloud-init, systemd-analyze, vagrant, wg) and debootstrap,
+# and the npm dependencies (whose `prepare` step builds dist/). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,25 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${pkgs[*]} from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+# deploy/ tests: `cloud-init schema`, `systemd-analyze verify`, `vagrant validate`, `wg pubkey`,
+# and debootstrap for the provisioning test's Debian root
+tools=()
+command -v cloud-init >/dev/null 2>&1 || tools+=(cloud-init)
+command -v systemd-analyze >/dev/null 2>&1 || tools+=(systemd)
+command -v vagrant >/dev/null 2>&1 || tools+=(vagrant)
+command -v wg >/dev/null 2>&1 || tools+=(wireguard-tools)
+command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
+command -v ip >/dev/null 2>&1 || tools+=(iproute2)
+if [ "${#tools[@]}" -gt 0 ]; then
+  echo "setup: installing ${tools[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+fi
+if [[ " ${tools[*]} " == *" cloud-init "* ]]; then
+  # only its schema check is wanted here: keep it from configuring this machine at the next boot
+  touch /etc/cloud/cloud-init.disabled
 fi
 
 node_ok() { command -v node >/dev/null 2>&1 && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'; }
