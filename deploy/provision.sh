@@ -23,7 +23,7 @@
 # Safe to run again: what is installed is replaced, an existing identity is kept.
 set -euo pipefail
 
-NODE_VERSION="${NODE_VERSION:-24.11.1}"
+NODE_VERSION="${NODE_VERSION:-24.21.0}"
 PREFIX=/opt/goto
 DATA_DIR=/var/lib/goto
 ENV_FILE=/etc/default/goto-node
