@@ -21,6 +21,7 @@
 #                 (for roots where systemd is not PID 1, such as a chroot)
 #
 # Safe to run again: what is installed is replaced, an existing identity is kept.
+# Exit codes: 0 done, 1 failed, 2 usage error.
 set -euo pipefail
 
 NODE_VERSION="${NODE_VERSION:-24.21.0}"
@@ -35,9 +36,14 @@ operator='' offline=0 use_systemd=1
 bootstrap=()
 
 die() { echo "provision: $*" >&2; exit 1; }
+usage() { echo "provision: $* (see --help)" >&2; exit 2; }
 say() { echo "provision: $*"; }
 
 while [ $# -gt 0 ]; do
+  case "$1" in
+    --agent-bundle|--node-dist|--swarm-key|--name|--listen|--announce|--bootstrap|--docker-host|--operator)
+      [ $# -ge 2 ] || usage "$1 needs a value" ;;
+  esac
   case "$1" in
     --agent-bundle) bundle="$2"; shift 2 ;;
     --node-dist) node_dist="$2"; shift 2 ;;
@@ -50,13 +56,13 @@ while [ $# -gt 0 ]; do
     --operator) operator="$2"; shift 2 ;;
     --offline) offline=1; shift ;;
     --no-systemd) use_systemd=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown option $1 (see --help)" ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) usage "unknown option $1" ;;
   esac
 done
 
 [ "$(id -u)" -eq 0 ] || die "run as root"
-[ -n "$bundle" ] || die "--agent-bundle is required"
+[ -n "$bundle" ] || usage "--agent-bundle is required"
 [ -z "$swarm_key" ] || [ -r "$swarm_key" ] || die "cannot read the swarm key $swarm_key"
 [ -d /run/systemd/system ] || use_systemd=0
 

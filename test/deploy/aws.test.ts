@@ -176,6 +176,14 @@ describe('deploy/aws', () => {
     assert.equal(aws.calls.at(-1)?.params.GroupId, 'sg-0fake')
   })
 
+  it('launch: an IPv6 admin range is opened as an IPv6 range', async () => {
+    const ran = await cli(launchArgs('ipv6').map(a => a === '203.0.113.7/32' ? '2001:db8:7::/48' : a), { keyPairs: { 'eu-west-1': ['goto'] }, pendingPolls: 0 })
+    assert.equal(ran.code, 0, ran.stderr)
+    const ingress = aws.calls.find(c => c.action === 'ec2:AuthorizeSecurityGroupIngress')?.params ?? {}
+    assert.equal(ingress['IpPermissions.1.Ipv6Ranges.1.CidrIpv6'], '2001:db8:7::/48')
+    assert.equal(ingress['IpPermissions.1.IpRanges.1.CidrIp'], undefined)
+  })
+
   it('launch: a key pair missing from the region stops it before anything is made', async () => {
     const ran = await cli(launchArgs('nokey'), { keyPairs: {} })
     assertFailed(ran, 1, 'GOTO_ERR_AWS_NO_KEY_PAIR', /key pair "goto" is not in eu-west-1; import it first/)

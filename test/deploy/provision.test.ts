@@ -138,3 +138,14 @@ describe('deploy/provision.sh in a debootstrapped Debian 12', { timeout: 15 * 60
     assert.deepEqual(peers.map((p: { name: string, status: string }) => [p.name, p.status]), [['chroot-2', 'alive']])
   })
 })
+
+describe('deploy/provision.sh usage', () => {
+  it('exits 2 with one line for a bad option, a missing value or a missing bundle', async () => {
+    for (const [args, message] of [[['--bogus'], /unknown option --bogus/], [['--name'], /--name needs a value/], [['--name', 'x'], /--agent-bundle is required/]] as const) {
+      const ran = await validator('bash', [join(ROOT, 'deploy/provision.sh'), ...args])
+      assert.equal(ran.code, 2, ran.stderr)
+      assert.match(ran.stderr, message)
+      assert.equal(ran.stderr.trim().split('\n').length, 1)
+    }
+  })
+})
