@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Go-To needs on a Debian machine (run as root): Node.js >= 22,
 # a Docker engine, busybox-static (the test hosts' base image), the validators
-# the deploy tests run (cloud-init, systemd-analyze, vagrant, wg) and debootstrap,
+# the deploy tests run (cloud-init, systemd-analyze, vagrant, wg), debootstrap and
+# systemd-nspawn,
 # and the npm dependencies (whose `prepare` step builds dist/). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,13 +17,14 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
 fi
 
 # deploy/ tests: `cloud-init schema`, `systemd-analyze verify`, `vagrant validate`, `wg pubkey`,
-# and debootstrap for the provisioning test's Debian root
+# debootstrap for the provisioning test's Debian root, and systemd-nspawn to boot it
 tools=()
 command -v cloud-init >/dev/null 2>&1 || tools+=(cloud-init)
 command -v systemd-analyze >/dev/null 2>&1 || tools+=(systemd)
 command -v vagrant >/dev/null 2>&1 || tools+=(vagrant)
 command -v wg >/dev/null 2>&1 || tools+=(wireguard-tools)
 command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || tools+=(systemd-container)
 command -v ip >/dev/null 2>&1 || tools+=(iproute2)
 if [ "${#tools[@]}" -gt 0 ]; then
   echo "setup: installing ${tools[*]} from Debian"

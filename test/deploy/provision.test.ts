@@ -1,17 +1,23 @@
 /**
  * deploy/provision.sh in a fresh Debian 12 made by debootstrap, as it runs on
  * a new host, with what it installs given as files (`--offline`): the agent
- * bundle that `npm run deploy:bundle` makes and this Node.js. The root runs
- * in a chroot inside its own network, PID and mount namespaces, so the agents
- * reach nothing but each other on loopback and end with the test.
+ * bundle that `npm run deploy:bundle` makes and this Node.js. Twice:
  *
- * The root is made once and cached in /var/cache/goto-debootstrap (debootstrap
- * from Debian's mirror: a minute or two); each run works on a copy.
+ * - in a chroot inside its own network, PID and mount namespaces, where no
+ *   systemd runs: the agent as a background process, a rerun, a second agent
+ *   joining the first;
+ * - booted with systemd in systemd-nspawn (a private network: loopback only):
+ *   the hardened unit installed, enabled and running the agent, its sandbox
+ *   seen from the agent's /proc entry, and a clean stop.
+ *
+ * The root (minbase plus systemd) is made once and cached in
+ * /var/cache/goto-debootstrap (debootstrap from Debian's mirror: about a
+ * minute); each run works on a copy.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -21,16 +27,16 @@ import { validator } from './validators.ts'
 const run = promisify(execFile)
 
 const CACHE = '/var/cache/goto-debootstrap'
-const ROOTFS = join(CACHE, 'bookworm')
+const ROOTFS = join(CACHE, 'bookworm-systemd')
 const MIRROR = 'http://deb.debian.org/debian'
 const SWARM_KEY = `/key/swarm/psk/1.0.0/\n/base16/\n${'c0ffee'.repeat(10)}abcd\n`
 
-/** The cached minimal bookworm root, made first when missing. */
+/** The cached minimal bookworm root with systemd, made first when missing. */
 async function debianRoot (): Promise<string> {
   if (existsSync(join(ROOTFS, 'etc/debian_version'))) return ROOTFS
   await mkdir(CACHE, { recursive: true })
   const partial = `${ROOTFS}.${process.pid}`
-  const made = await validator('debootstrap', ['--variant=minbase', 'bookworm', partial, MIRROR])
+  const made = await validator('debootstrap', ['--variant=minbase', '--include=systemd,systemd-sysv,dbus', 'bookworm', partial, MIRROR])
   assert.equal(made.code, 0, `debootstrap failed:\n${made.stdout.slice(-2000)}${made.stderr.slice(-2000)}`)
   await rename(partial, ROOTFS).catch(async () => { await rm(partial, { recursive: true, force: true }) }) // another run made it first
   return ROOTFS
@@ -39,7 +45,7 @@ async function debianRoot (): Promise<string> {
 /** What runs in the namespaces: provision, check as the operator, provision again, and a second agent joining by address. */
 function session (root: string): string {
   const chroot = `chroot ${root} env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`
-  const provision = `${chroot} /bin/bash /tmp/goto-in/provision.sh --offline --agent-bundle /tmp/goto-in/agent.tar.gz --node-dist /tmp/goto-in/node --swarm-key /tmp/goto-in/swarm.key --name chroot-1 --listen /ip4/127.0.0.1/tcp/4001 --docker-host none --operator tester`
+  const provision = `${chroot} /bin/bash /root/goto-in/provision.sh --offline --agent-bundle /root/goto-in/agent.tar.gz --node-dist /root/goto-in/node --swarm-key /root/goto-in/swarm.key --name chroot-1 --listen /ip4/127.0.0.1/tcp/4001 --docker-host none --operator tester --no-systemd`
   const asTester = (cmd: string): string => `chroot ${root} runuser -l tester -c '${cmd}'`
   return `set -eu
 ip link set lo up
@@ -52,7 +58,7 @@ ${asTester('goto-node status --json')}
 echo "== files"
 ${chroot} stat -c '%n %U %a' /var/lib/goto /var/lib/goto/api.token /var/lib/goto/swarm.key /var/lib/goto/identity.key /home/tester/.local/share/goto/api.token /usr/local/bin/goto-node
 ${chroot} cat /etc/default/goto-node
-${chroot} /bin/sh /tmp/goto-in/agents.sh
+${chroot} /bin/sh /root/goto-in/agents.sh
 echo "== again"
 ${provision}
 echo "== join"
@@ -78,30 +84,54 @@ function section (output: string, name: string): string {
   return output.split(`== ${name}\n`)[1]?.split('\n== ')[0] ?? ''
 }
 
-describe('deploy/provision.sh in a debootstrapped Debian 12', { timeout: 15 * 60_000 }, () => {
-  let dir: { path: string, remove: () => Promise<void> }
+interface Prepared {
+  dir: string
+  base: string
+  bundle: string
+}
+
+let preparing: Promise<Prepared> | undefined
+let workDir: { path: string, remove: () => Promise<void> } | undefined
+
+/** Once per file: the cached root and a fresh agent bundle of this checkout. */
+async function prepared (): Promise<Prepared> {
+  preparing ??= (async () => {
+    workDir = await tempDir('provision')
+    const base = await debianRoot()
+    const { stdout } = await run('bash', [join(ROOT, 'deploy/bundle.sh'), join(workDir.path, 'out')], { cwd: ROOT, timeout: 300_000 })
+    return { dir: workDir.path, base, bundle: stdout.trim() }
+  })()
+  return await preparing
+}
+
+/** A copy of the root with provision.sh and its inputs in /root/goto-in (nspawn mounts a tmpfs on /tmp). */
+async function newRoot (name: string): Promise<string> {
+  const { dir, base, bundle } = await prepared()
+  const root = join(dir, name)
+  await run('cp', ['-a', base, root])
+  const inputs = join(root, 'root/goto-in')
+  await mkdir(join(inputs, 'node/bin'), { recursive: true })
+  await copyFile(bundle, join(inputs, 'agent.tar.gz'))
+  await copyFile(process.execPath, join(inputs, 'node/bin/node'))
+  await copyFile(join(ROOT, 'deploy/provision.sh'), join(inputs, 'provision.sh'))
+  await writeFile(join(inputs, 'swarm.key'), SWARM_KEY, { mode: 0o600 })
+  await writeFile(join(inputs, 'agents.sh'), AGENTS_SH)
+  return root
+}
+
+after(async () => { await workDir?.remove() })
+
+describe('deploy/provision.sh in a chroot of a debootstrapped Debian 12', { timeout: 15 * 60_000 }, () => {
   let output = ''
 
   before(async () => {
-    dir = await tempDir('provision')
-    const base = await debianRoot()
-    const { stdout: bundle } = await run('bash', [join(ROOT, 'deploy/bundle.sh'), join(dir.path, 'out')], { cwd: ROOT, timeout: 300_000 })
-    const root = join(dir.path, 'root')
-    await run('cp', ['-a', base, root])
-    const inputs = join(root, 'tmp/goto-in')
-    await mkdir(join(inputs, 'node/bin'), { recursive: true })
-    await copyFile(bundle.trim(), join(inputs, 'agent.tar.gz'))
-    await copyFile(process.execPath, join(inputs, 'node/bin/node'))
-    await copyFile(join(ROOT, 'deploy/provision.sh'), join(inputs, 'provision.sh'))
-    await writeFile(join(inputs, 'swarm.key'), SWARM_KEY, { mode: 0o600 })
-    await writeFile(join(inputs, 'agents.sh'), AGENTS_SH)
+    const root = await newRoot('chroot')
     const ran = await validator('unshare', ['--net', '--pid', '--fork', '--mount', '--kill-child', 'bash', '-c', session(root)], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
     })
     output = ran.stdout
     assert.equal(ran.code, 0, `the session failed:\n${ran.stdout}\n${ran.stderr}`)
   })
-  after(async () => { await dir.remove() })
 
   it('installs Node.js and the agent offline, and starts the agent: it answers on its API', () => {
     const provision = section(output, 'provision')
@@ -147,5 +177,85 @@ describe('deploy/provision.sh usage', () => {
       assert.match(ran.stderr, message)
       assert.equal(ran.stderr.trim().split('\n').length, 1)
     }
+  })
+})
+
+/** What the booted root runs as a oneshot unit, then powers off. */
+const SYSTEMD_SESSION = `set -u
+echo "== provision"
+bash /root/goto-in/provision.sh --offline --agent-bundle /root/goto-in/agent.tar.gz --node-dist /root/goto-in/node \\
+  --swarm-key /root/goto-in/swarm.key --name nspawn-1 --docker-host none && echo "provisioned"
+echo "== unit"
+systemctl show -p User -p ActiveState -p UnitFileState -p FragmentPath goto-node
+echo "== sandbox"
+pid="$(systemctl show -p MainPID --value goto-node)"
+grep -E '^(NoNewPrivs|Seccomp|CapEff):' "/proc/$pid/status"
+awk '$5 == "/" || $5 == "/home" || $5 == "/var/lib/goto" { print $5, substr($6, 1, 2) }' "/proc/$pid/mountinfo"
+echo "== status"
+GOTO_DATA_DIR=/var/lib/goto goto-node status --json
+echo "== stop"
+systemctl stop goto-node
+systemctl show -p ActiveState -p Result goto-node
+journalctl -u goto-node --no-pager -o cat
+echo "== end"
+`
+
+const TEST_UNIT = `[Unit]
+Description=Go-To provisioning test
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash /root/goto-in/systemd-session.sh
+StandardOutput=file:/root/goto-out.txt
+StandardError=inherit
+TimeoutStartSec=150
+ExecStopPost=/bin/systemctl poweroff
+
+[Install]
+WantedBy=multi-user.target
+`
+
+describe('deploy/provision.sh on a debootstrapped Debian 12 booted with systemd (systemd-nspawn)', { timeout: 15 * 60_000 }, () => {
+  let output = ''
+
+  before(async () => {
+    const root = await newRoot('nspawn')
+    await writeFile(join(root, 'root/goto-in/systemd-session.sh'), SYSTEMD_SESSION)
+    await writeFile(join(root, 'etc/systemd/system/goto-test.service'), TEST_UNIT)
+    await symlink('/etc/systemd/system/goto-test.service', join(root, 'etc/systemd/system/multi-user.target.wants/goto-test.service'))
+    const booted = await validator('systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '--boot', '--directory', root], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
+    })
+    output = await readFile(join(root, 'root/goto-out.txt'), 'utf8').catch(() => '')
+    assert.match(output, /== end\n/, `the booted session did not finish:\n${output}\n${booted.stdout.slice(-3000)}${booted.stderr}`)
+  })
+
+  it('installs the unit, enables it, and systemd runs the agent as goto', () => {
+    assert.match(section(output, 'provision'), /the agent answers on 127\.0\.0\.1:7070\n[\s\S]*provisioned$/)
+    assert.doesNotMatch(section(output, 'provision'), /starting the agent as a background process/)
+    const unit = section(output, 'unit')
+    assert.match(unit, /^User=goto$/m)
+    assert.match(unit, /^ActiveState=active$/m)
+    assert.match(unit, /^UnitFileState=enabled$/m)
+    assert.match(unit, /^FragmentPath=\/etc\/systemd\/system\/goto-node\.service$/m)
+    assert.equal(JSON.parse(section(output, 'status')).name, 'nspawn-1')
+  })
+
+  it('runs the agent in the sandbox the unit asks for', () => {
+    const sandbox = section(output, 'sandbox')
+    assert.match(sandbox, /^NoNewPrivs:\s+1$/m)
+    assert.match(sandbox, /^Seccomp:\s+2$/m, 'a system call filter')
+    assert.match(sandbox, /^CapEff:\s+0+$/m, 'no capabilities')
+    assert.match(sandbox, /^\/ ro$/m, 'a read-only system')
+    assert.match(sandbox, /^\/home ro$/m, 'no home directories')
+    assert.match(sandbox, /^\/var\/lib\/goto rw$/m, 'its data dir writable')
+  })
+
+  it('stops cleanly: the agent leaves the mesh on SIGTERM', () => {
+    const stop = section(output, 'stop')
+    assert.match(stop, /^ActiveState=inactive$/m)
+    assert.match(stop, /^Result=success$/m)
+    assert.match(stop, /leaving the mesh reason=SIGTERM/)
+    assert.match(stop, /agent stopped/)
   })
 })
