@@ -180,7 +180,8 @@ start_agent() {
   if [ "$use_systemd" -eq 1 ]; then
     install -m 0644 "$PREFIX/agent/deploy/systemd/goto-node.service" "$UNIT"
     systemctl daemon-reload
-    [ "$docker_host" != 'unix:///var/run/docker.sock' ] || systemctl enable --now docker.service
+    # the distribution's engine, where it is installed (an offline root may be given a socket instead)
+    if systemctl cat docker.service >/dev/null 2>&1; then systemctl enable --now docker.service; fi
     systemctl enable goto-node.service
     systemctl restart goto-node.service
   else

@@ -6,9 +6,10 @@
  * - in a chroot inside its own network, PID and mount namespaces, where no
  *   systemd runs: the agent as a background process, a rerun, a second agent
  *   joining the first;
- * - booted with systemd in systemd-nspawn (a private network: loopback only):
- *   the hardened unit installed, enabled and running the agent, its sandbox
- *   seen from the agent's /proc entry, and a clean stop.
+ * - booted with systemd in systemd-nspawn (a private network: loopback only),
+ *   given a test dockerd's socket as /run/docker.sock: the hardened unit
+ *   installed, enabled and running the agent, which reaches Docker from inside
+ *   its sandbox; the sandbox seen from the agent's /proc entry; a clean stop.
  *
  * The root (minbase plus systemd) is made once and cached in
  * /var/cache/goto-debootstrap (debootstrap from Debian's mirror: about a
@@ -17,18 +18,21 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { ROOT, tempDir } from './run.ts'
 import { validator } from './validators.ts'
+import { startEngine, type Engine } from '../harness/engine.ts'
 
 const run = promisify(execFile)
 
 const CACHE = '/var/cache/goto-debootstrap'
 const ROOTFS = join(CACHE, 'bookworm-systemd')
 const MIRROR = 'http://deb.debian.org/debian'
+/** The docker group's id inside the booted root, and the test engine socket's group. */
+const DOCKER_GID = 2375
 const SWARM_KEY = `/key/swarm/psk/1.0.0/\n/base16/\n${'c0ffee'.repeat(10)}abcd\n`
 
 /** The cached minimal bookworm root with systemd, made first when missing. */
@@ -181,10 +185,13 @@ describe('deploy/provision.sh usage', () => {
 })
 
 /** What the booted root runs as a oneshot unit, then powers off. */
-const SYSTEMD_SESSION = `set -u
+function systemdSession (dockerGid: number): string {
+  return `set -u
+# the engine's socket is bound in from outside: its group is this host's docker group
+groupadd --system --gid ${dockerGid} docker
 echo "== provision"
 bash /root/goto-in/provision.sh --offline --agent-bundle /root/goto-in/agent.tar.gz --node-dist /root/goto-in/node \\
-  --swarm-key /root/goto-in/swarm.key --name nspawn-1 --docker-host none && echo "provisioned"
+  --swarm-key /root/goto-in/swarm.key --name nspawn-1 && echo "provisioned"
 echo "== unit"
 systemctl show -p User -p ActiveState -p UnitFileState -p FragmentPath goto-node
 echo "== sandbox"
@@ -199,6 +206,7 @@ systemctl show -p ActiveState -p Result goto-node
 journalctl -u goto-node --no-pager -o cat
 echo "== end"
 `
+}
 
 const TEST_UNIT = `[Unit]
 Description=Go-To provisioning test
@@ -217,20 +225,26 @@ WantedBy=multi-user.target
 
 describe('deploy/provision.sh on a debootstrapped Debian 12 booted with systemd (systemd-nspawn)', { timeout: 15 * 60_000 }, () => {
   let output = ''
+  let engine: Engine | undefined
 
   before(async () => {
     const root = await newRoot('nspawn')
-    await writeFile(join(root, 'root/goto-in/systemd-session.sh'), SYSTEMD_SESSION)
+    // a Docker engine of the test's own, its socket given to the booted root as /run/docker.sock
+    engine = await startEngine({ root: join((await prepared()).dir, 'engines'), index: 1, baseImage: false })
+    await chown(engine.socket, 0, DOCKER_GID)
+    await chmod(engine.socket, 0o660)
+    await writeFile(join(root, 'root/goto-in/systemd-session.sh'), systemdSession(DOCKER_GID))
     await writeFile(join(root, 'etc/systemd/system/goto-test.service'), TEST_UNIT)
     await symlink('/etc/systemd/system/goto-test.service', join(root, 'etc/systemd/system/multi-user.target.wants/goto-test.service'))
-    const booted = await validator('systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', '--boot', '--directory', root], {
+    const booted = await validator('systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--private-network', `--bind=${engine.socket}:/run/docker.sock`, '--boot', '--directory', root], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }
     })
     output = await readFile(join(root, 'root/goto-out.txt'), 'utf8').catch(() => '')
     assert.match(output, /== end\n/, `the booted session did not finish:\n${output}\n${booted.stdout.slice(-3000)}${booted.stderr}`)
   })
+  after(async () => { await engine?.stop() })
 
-  it('installs the unit, enables it, and systemd runs the agent as goto', () => {
+  it('installs the unit, enables it, and systemd runs the agent as goto, reaching Docker through the socket', () => {
     assert.match(section(output, 'provision'), /the agent answers on 127\.0\.0\.1:7070\n[\s\S]*provisioned$/)
     assert.doesNotMatch(section(output, 'provision'), /starting the agent as a background process/)
     const unit = section(output, 'unit')
@@ -238,7 +252,9 @@ describe('deploy/provision.sh on a debootstrapped Debian 12 booted with systemd 
     assert.match(unit, /^ActiveState=active$/m)
     assert.match(unit, /^UnitFileState=enabled$/m)
     assert.match(unit, /^FragmentPath=\/etc\/systemd\/system\/goto-node\.service$/m)
-    assert.equal(JSON.parse(section(output, 'status')).name, 'nspawn-1')
+    const status = JSON.parse(section(output, 'status'))
+    assert.equal(status.name, 'nspawn-1')
+    assert.match(status.runtime, /^docker \S+ at unix:\/\/\/var\/run\/docker\.sock$/, 'the sandbox leaves the Docker socket reachable')
   })
 
   it('runs the agent in the sandbox the unit asks for', () => {
