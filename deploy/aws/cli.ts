@@ -22,12 +22,23 @@ import { check, importKeyPair, launch, listRegions, type AwsDeps } from './ec2.t
 
 const PROGRAM = 'goto-aws'
 
+/** One client per region, made when first asked for. */
+function perRegion<T> (make: (region: string) => T): (region: string) => T {
+  const made = new Map<string, T>()
+  return region => {
+    let client = made.get(region)
+    if (client == null) {
+      client = make(region)
+      made.set(region, client)
+    }
+    return client
+  }
+}
+
 function deps (io: Io): AwsDeps {
-  const ec2 = new Map<string, EC2Client>()
-  const ssm = new Map<string, SSMClient>()
   return {
-    ec2: region => ec2.get(region) ?? ec2.set(region, new EC2Client({ region })).get(region) as EC2Client,
-    ssm: region => ssm.get(region) ?? ssm.set(region, new SSMClient({ region })).get(region) as SSMClient,
+    ec2: perRegion(region => new EC2Client({ region })),
+    ssm: perRegion(region => new SSMClient({ region })),
     out: io.out
   }
 }

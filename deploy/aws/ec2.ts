@@ -14,7 +14,7 @@ import {
   AuthorizeSecurityGroupIngressCommand, CreateSecurityGroupCommand, DeleteSecurityGroupCommand, DescribeInstancesCommand,
   DescribeKeyPairsCommand, DescribeRegionsCommand, DescribeSubnetsCommand, DescribeVpcsCommand, ImportKeyPairCommand,
   RunInstancesCommand, waitUntilInstanceRunning, type EC2Client, type Instance, type IpPermission, type Tag,
-  type TagSpecification, type ResourceType
+  type TagSpecification, type ResourceType, type _InstanceType
 } from '@aws-sdk/client-ec2'
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm'
 import { DeployError } from '../lib/errors.ts'
@@ -91,7 +91,7 @@ export async function check (deps: AwsDeps, region: string): Promise<number> {
       const client = deps.ec2(r.name)
       const instances = await call('DescribeInstances', r.name, async () => await client.send(new DescribeInstancesCommand({})))
       const list = (instances.Reservations ?? []).flatMap(res => (res.Instances ?? []).map(i => ({ res, i })))
-      deps.out(`  instances: ${list.length === 0 ? 'none' : ''}`)
+      deps.out(list.length === 0 ? '  instances: none' : '  instances:')
       for (const { res, i } of list) {
         deps.out(`    ${i.InstanceId ?? ''}  ${i.State?.Name ?? ''}  ${i.InstanceType ?? ''}  ${i.PublicDnsName ?? ''}  ${nameTag(i.Tags)}  (reservation ${res.ReservationId ?? ''}, owner ${res.OwnerId ?? ''})`.trimEnd())
       }
@@ -233,7 +233,8 @@ export async function launch (deps: AwsDeps, init: LaunchInit): Promise<Launched
     })))
     const run = await call('RunInstances', region, async () => await ec2.send(new RunInstancesCommand({
       ImageId: imageId,
-      InstanceType: init.instanceType as never,
+      // EC2 adds types faster than the SDK's list: the API says whether one exists
+      InstanceType: init.instanceType as _InstanceType,
       KeyName: init.keyName,
       MinCount: 1,
       MaxCount: 1,
