@@ -23,6 +23,9 @@ export type TokenCredential = ConstructorParameters<typeof ComputeManagementClie
 export type HttpClient = NonNullable<ComputeManagementClientOptionalParams['httpClient']>
 
 export interface AzureClients {
+  credential: TokenCredential
+  /** The token scope of the Resource Manager these clients call. */
+  scope: string
   resources: ResourceManagementClient
   network: NetworkManagementClient
   compute: ComputeManagementClient
@@ -45,6 +48,8 @@ export function azureClients (credential: TokenCredential, subscriptionId: strin
     ...(init.httpClient != null ? { httpClient: init.httpClient } : {})
   }
   return {
+    credential,
+    scope: `${new URL(init.endpoint ?? 'https://management.azure.com').origin}/.default`,
     resources: new ResourceManagementClient(credential, subscriptionId, options),
     network: new NetworkManagementClient(credential, subscriptionId, options),
     compute: new ComputeManagementClient(credential, subscriptionId, options),
@@ -83,8 +88,23 @@ async function collect<T> (operation: string, pages: AsyncIterable<T>): Promise<
   })
 }
 
-/** The locations that offer VMs, resource groups, VMs and SSH keys of the subscription. */
+/** Who the credential's token names: a user's sign-in name or an application id, and the tenant. */
+export async function signedInAs (c: AzureClients): Promise<string> {
+  const token = await call('getToken', async () => await c.credential.getToken(c.scope))
+  if (token == null) throw new DeployError('GOTO_ERR_AZURE_NO_CREDENTIALS', 'the credential gave no token')
+  let claims: Record<string, unknown> = {}
+  try {
+    claims = JSON.parse(Buffer.from(token.token.split('.')[1] ?? '', 'base64url').toString('utf8'))
+  } catch {
+    return 'a token that is not a JWT'
+  }
+  const who = claims.upn ?? claims.unique_name ?? claims.appid ?? claims.oid ?? 'an unnamed identity'
+  return `${String(who)} (tenant ${String(claims.tid ?? '?')})`
+}
+
+/** Who signs in, the locations that offer VMs, resource groups, VMs and SSH keys of the subscription. */
 export async function check (c: AzureClients, out: (line: string) => void): Promise<number> {
+  out(`credentials  ${await signedInAs(c)} (DefaultAzureCredential)`)
   const provider = await call('providers.get(Microsoft.Compute)', () => c.resources.providers.get('Microsoft.Compute'))
   const locations = provider.resourceTypes?.find(t => t.resourceType === 'virtualMachines')?.locations ?? []
   out(`locations with VMs (${locations.length}): ${[...locations].sort().join(', ')}`)

@@ -54,7 +54,7 @@ identity, or "az login"; AZURE_TOKEN_CREDENTIALS narrows the chain (e.g. AzureCl
 function commands (setup: AzureSetup): Record<string, Command> {
   return {
     check: {
-      summary: 'show the locations that offer VMs, and the subscription\'s resource groups, VMs and SSH keys',
+      summary: 'show who signs in, the locations that offer VMs, and the subscription\'s resource groups, VMs and SSH keys',
       usage: 'goto-azure check [--subscription ID]',
       details: COMMON_HELP,
       options: { ...COMMON },

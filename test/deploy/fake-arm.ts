@@ -12,6 +12,10 @@ type PipelineRequest = Parameters<HttpClient['sendRequest']>[0]
 type PipelineResponse = Awaited<ReturnType<HttpClient['sendRequest']>>
 type HttpHeaders = PipelineResponse['headers']
 
+const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+/** A JWT as Entra ID issues one, with an unverifiable signature: ARM's fake does not check it. */
+export const FAKE_TOKEN = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ upn: 'operator@example.org', tid: '72f988bf-0000-0000-0000-2d7cd011db47' })}.fake-signature`
+
 export interface ArmRequest {
   method: string
   /** The path, as sent. */
@@ -115,7 +119,7 @@ export function fakeArm (): FakeArm {
     }
   }
   const credential: TokenCredential = {
-    getToken: async () => ({ token: 'fake-arm-token', expiresOnTimestamp: Date.now() + 3_600_000 })
+    getToken: async () => ({ token: FAKE_TOKEN, expiresOnTimestamp: Date.now() + 3_600_000 })
   }
   return { httpClient, credential, requests, refuse, resources }
 }
