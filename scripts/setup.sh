@@ -16,12 +16,14 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 
-# deploy/ tests: `cloud-init schema`, `systemd-analyze verify`, `vagrant validate`, `wg pubkey`,
+# deploy/ tests: `cloud-init schema`, `systemd-analyze verify`, `vagrant validate` (with the libvirt
+# provider, to check its block), `wg pubkey`,
 # debootstrap for the provisioning test's Debian root, and systemd-nspawn to boot it
 tools=()
 command -v cloud-init >/dev/null 2>&1 || tools+=(cloud-init)
 command -v systemd-analyze >/dev/null 2>&1 || tools+=(systemd)
 command -v vagrant >/dev/null 2>&1 || tools+=(vagrant)
+dpkg -s vagrant-libvirt >/dev/null 2>&1 || tools+=(vagrant-libvirt)
 command -v wg >/dev/null 2>&1 || tools+=(wireguard-tools)
 command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || tools+=(systemd-container)

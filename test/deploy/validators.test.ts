@@ -66,18 +66,26 @@ describe('deploy validators', () => {
     assert.notEqual(broken.code, 0, 'verify notices a command that is not there')
   })
 
-  it('vagrant validate: the Vagrantfile is valid; a broken one is not', async () => {
+  it('vagrant validate: the Vagrantfile is valid, its libvirt block included; broken ones are not', async () => {
     const home = join(dir.path, 'vagrant-home')
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir.path, VAGRANT_HOME: home, VAGRANT_CHECKPOINT_DISABLE: '1' }
-    // --ignore-provider: neither VirtualBox nor libvirt runs here; their blocks are checked when one does
+    const libvirt = { ...env, VAGRANT_DEFAULT_PROVIDER: 'libvirt' }
+    // every block but the providers'
     const ok = await validator('vagrant', ['validate', '--ignore-provider'], { cwd: join(ROOT, 'vagrant'), env })
     assert.equal(ok.code, 0, ok.stdout + ok.stderr)
     assert.match(ok.stdout, /Vagrantfile validated successfully/)
+    // and the libvirt provider's, through Debian's vagrant-libvirt (VirtualBox is not in Debian: its block goes unchecked)
+    const withLibvirt = await validator('vagrant', ['validate'], { cwd: join(ROOT, 'vagrant'), env: libvirt })
+    assert.equal(withLibvirt.code, 0, withLibvirt.stdout + withLibvirt.stderr)
 
     const broken = join(dir.path, 'broken')
     await mkdir(broken)
     await writeFile(join(broken, 'Vagrantfile'), 'Vagrant.configure("2") do |c|\n  c.vm.box = "debian/bookworm64"\n  c.vm.provision "shell", path: "no-such-script.sh"\nend\n')
     const bad = await validator('vagrant', ['validate', '--ignore-provider'], { cwd: broken, env })
     assert.notEqual(bad.code, 0, 'vagrant validate notices a provisioning script that is not there')
+    await writeFile(join(broken, 'Vagrantfile'), 'Vagrant.configure("2") do |c|\n  c.vm.box = "debian/bookworm64"\n  c.vm.provider :libvirt do |lv|\n    lv.memroy = 2048\n  end\nend\n')
+    const typo = await validator('vagrant', ['validate'], { cwd: broken, env: libvirt })
+    assert.notEqual(typo.code, 0, 'the libvirt block is checked')
+    assert.match(typo.stdout + typo.stderr, /memroy/)
   })
 })
