@@ -11,6 +11,7 @@
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { z } from 'zod'
+import { parseRate } from '../node/chunks/bandwidth.ts'
 import { requireToken } from './auth.ts'
 import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
@@ -42,6 +43,9 @@ const MigrateBody = z.strictObject({
   stopTimeout: z.number().int().min(0).max(3600).optional(),
   dryRun: z.boolean().optional(),
   allowBindMounts: z.boolean().optional(),
+  /** Bytes a second: a number, or a rate such as "10M" or "512k". */
+  bwlimit: z.union([z.number().positive(), z.string().max(32)]).optional(),
+  precopy: z.boolean().optional(),
   async: z.boolean().optional()
 })
 
@@ -142,8 +146,14 @@ export function createApp (init: AppInit) {
     .use(recordActs)
     .post('/', async (c) => {
       const body = parseBody(MigrateBody, await readJson(c.req))
-      const { async: background, ...req } = body
-      const started = await agent.migrations.begin({ ...req, actor: actorOf(c) })
+      const { async: background, bwlimit, ...req } = body
+      let rate: number | undefined
+      try {
+        rate = parseRate(bwlimit)
+      } catch (err) {
+        throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `bwlimit: ${(err as Error).message}`)
+      }
+      const started = await agent.migrations.begin({ ...req, bwlimit: rate, actor: actorOf(c) })
       if (background === true) return c.json(started, 202)
       return c.json(await agent.migrations.finished(started.id, { signal: c.req.raw.signal }))
     })

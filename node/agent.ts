@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { TOPIC_PREFIX, type Capacity, type ContainerEntry, type NodeStatus } from '../protocols/node-state/index.ts'
-import { loadSecrets, STORE_DIR } from './data-dir.ts'
+import { CHUNKS_DIR, loadSecrets, STORE_DIR } from './data-dir.ts'
+import { ChunkStore } from './chunks/store.ts'
 import { InvalidPatternError, NotRunningError } from './errors.ts'
 import { createLogger, errorMessage, type Logger } from './logger.ts'
 import { gossip as createGossip, type Gossip } from './mesh/gossip.ts'
@@ -135,7 +136,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     journal: createJournal(store.db),
     audit,
     privateKey: secrets.privateKey,
-    logger: logger.child('migration')
+    logger: logger.child('migration'),
+    chunks: new ChunkStore(store.db, join(config.dataDir, CHUNKS_DIR))
   })
 
   // a node records its own join and leave; a failure only others can see, so each records the gone it sees

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
 import type { AdmissionPolicy } from './migration/policy.ts'
+import { parseRate } from './chunks/bandwidth.ts'
 
 export const DEFAULT_API_HOST = '127.0.0.1'
 export const DEFAULT_API_PORT = 7070
@@ -58,6 +59,16 @@ export interface AgentConfig {
   migration: {
     policy: AdmissionPolicy
     rollbackRetentionMs?: number
+    /** Bytes a second for all the chunks this node sends (GOTO_BWLIMIT; `10M`, `512k` in the file). */
+    bwlimit?: number
+    /** Pre-copy unless a migration says otherwise. @default true */
+    precopy?: boolean
+    /** @default 'auto' */
+    compression?: 'auto' | 'off'
+    /** Chunk streams a target opens to its source. @default 4 */
+    streams?: number
+    /** How long chunks stay in the store after the last migration that named them. @default 24 h */
+    chunkRetentionMs?: number
   }
   /** Interval of the audit log's anti-entropy pull. @default 5000 */
   logSyncMs?: number
@@ -83,6 +94,11 @@ const FileSchema = z.strictObject({
   logSyncMs: z.number().int().min(100).optional(),
   migration: z.strictObject({
     rollbackRetentionMs: z.number().int().min(0).optional(),
+    bwlimit: z.union([z.string(), z.number().positive()]).optional(),
+    precopy: z.boolean().optional(),
+    compression: z.enum(['auto', 'off']).optional(),
+    streams: z.number().int().min(1).max(16).optional(),
+    chunkRetentionMs: z.number().int().min(0).optional(),
     policy: z.strictObject({
       allowPrivileged: z.boolean().optional(),
       allowHostNamespaces: z.boolean().optional(),
@@ -159,6 +175,14 @@ function intFromEnv (env: NodeJS.ProcessEnv, key: string): number | undefined {
   return n
 }
 
+function rateSetting (value: string | number | undefined, what: string): number | undefined {
+  try {
+    return parseRate(value)
+  } catch (err) {
+    throw new ConfigError(`${what}: ${(err as Error).message}`)
+  }
+}
+
 /** Merge flags, environment, file and defaults into one config. */
 export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = process.env): Promise<AgentConfig> {
   const dataDir = flags.dataDir ?? defaultDataDir(env)
@@ -182,7 +206,12 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
     logSyncMs: file.logSyncMs,
     migration: {
       policy: file.migration?.policy ?? {},
-      rollbackRetentionMs: file.migration?.rollbackRetentionMs
+      rollbackRetentionMs: file.migration?.rollbackRetentionMs,
+      bwlimit: rateSetting(env.GOTO_BWLIMIT ?? file.migration?.bwlimit, env.GOTO_BWLIMIT != null ? 'GOTO_BWLIMIT' : 'migration.bwlimit'),
+      precopy: file.migration?.precopy,
+      compression: file.migration?.compression,
+      streams: file.migration?.streams,
+      chunkRetentionMs: file.migration?.chunkRetentionMs
     }
   }
 }

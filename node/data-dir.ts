@@ -17,6 +17,8 @@ export const IDENTITY_FILE = 'identity.key'
 export const SWARM_KEY_FILE = 'swarm.key'
 export const TOKEN_FILE = 'api.token'
 export const STORE_DIR = 'db'
+/** The chunk store's files (its index lives in the store). */
+export const CHUNKS_DIR = 'chunks'
 
 export interface InitOptions {
   /** An existing swarm key to join that mesh; without it a new mesh key is generated. */

@@ -16,6 +16,7 @@ import { parseMultiaddr } from '../mesh/gossip.ts'
 import { createLogger, errorMessage } from '../logger.ts'
 import { createClient } from './client.ts'
 import { ago, bytes, table } from './output.ts'
+import { parseRate } from '../chunks/bandwidth.ts'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | undefined>
@@ -306,7 +307,7 @@ function migrationSummary (r: MigrationRecord): string {
 Object.assign(commands, {
   migrate: {
     summary: 'move a container of this node, with its config and volumes, to a peer',
-    usage: 'goto-node migrate [--async] [--dry-run] [--consistency freeze|stop] -s <source name> [-t <target name>] <target peer id, name or IP>',
+    usage: 'goto-node migrate [--async] [--dry-run] [--consistency freeze|stop] [--bwlimit RATE] [--no-precopy] -s <source name> [-t <target name>] <target peer id, name or IP>',
     details: `  -s, --source NAME       the container here
   -t, --target-name NAME  its name on the target (default: the same)
   --consistency freeze    pause it for the final copy: crash-consistent, and a failure simply resumes it (default)
@@ -315,6 +316,10 @@ Object.assign(commands, {
   --dry-run               plan, offer and admission only: what would cross, or why the target refuses
   --async                 print the migration id and return at once
   --allow-bind-mounts     move a container that bind-mounts host paths (the same paths must exist on the target)
+  --bwlimit RATE          bytes a second for this migration's chunks, e.g. 10M, 512k, 1.5MiB (the node's
+                          own limit, GOTO_BWLIMIT or migration.bwlimit in config.json, applies as well)
+  --no-precopy            skip the round that sends the bulk while the container still runs (less data
+                          crosses in all, but the container is frozen for the whole transfer)
   --json                  print the final record as JSON
   Exit 0 only once the container runs on the target.
 ${CLIENT_HELP}`,
@@ -327,7 +332,9 @@ ${CLIENT_HELP}`,
       'stop-timeout': { type: 'string' },
       'dry-run': { type: 'boolean' },
       async: { type: 'boolean' },
-      'allow-bind-mounts': { type: 'boolean' }
+      'allow-bind-mounts': { type: 'boolean' },
+      bwlimit: { type: 'string' },
+      'no-precopy': { type: 'boolean' }
     },
     positionals: [1, 1],
     async run (values: Values, [target]: string[]) {
@@ -337,6 +344,11 @@ ${CLIENT_HELP}`,
       if (consistency != null && consistency !== 'freeze' && consistency !== 'stop') throw new UsageError('--consistency is freeze or stop')
       const stopTimeout = str(values['stop-timeout'])
       if (stopTimeout != null && !/^\d+$/.test(stopTimeout)) throw new UsageError('--stop-timeout takes whole seconds')
+      try {
+        parseRate(str(values.bwlimit))
+      } catch (err) {
+        throw new UsageError(`--bwlimit: ${(err as Error).message}`)
+      }
       const c = await client(values)
       const started = await c.post<MigrationRecord>('/v1/migrations', {
         container: source,
@@ -346,6 +358,8 @@ ${CLIENT_HELP}`,
         stopTimeout: stopTimeout != null ? Number(stopTimeout) : undefined,
         dryRun: values['dry-run'] === true,
         allowBindMounts: values['allow-bind-mounts'] === true,
+        bwlimit: str(values.bwlimit),
+        precopy: values['no-precopy'] === true ? false : undefined,
         async: true
       })
       if (values.async === true) {
@@ -377,7 +391,9 @@ ${CLIENT_HELP}`,
         print(`migrated ${record.container} to ${record.targetNode} as ${record.name}`)
         print(`  migration  ${record.id}`)
         print(`  downtime   ${record.downtimeMs ?? '-'} ms`)
-        print(`  moved      ${bytes(record.bytes.moved)}`)
+        const t = record.transfer
+        if (t != null) print(`  sent       ${bytes(t.movedBytes)} of ${bytes(t.bytes)} snapshotted (${bytes(Math.max(0, t.bytes - t.movedBytes))} deduplicated, ${bytes(t.wireBytes)} on the wire)`)
+        else print(`  moved      ${bytes(record.bytes.moved)}`)
         print(`  rollback   goto-node rollback ${record.id}`)
       }
       if (record.error != null) {

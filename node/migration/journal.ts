@@ -7,6 +7,7 @@
 import type { Level } from 'level'
 import { canMove, isFinal, type Phase, type Role } from '../../protocols/migrate/index.ts'
 import type { ContainerSpec } from './spec.ts'
+import type { TransferStats } from './transfer.ts'
 import { GotoError } from '../errors.ts'
 
 export interface MigrationRecord {
@@ -28,9 +29,16 @@ export interface MigrationRecord {
   updatedAt: string
   actor?: string
   error?: { code: string, message: string }
-  /** Bytes expected (the estimate the offer carried) and bytes moved so far. */
+  /** Bytes expected (the estimate the offer carried) and bytes moved so far (fetched or already held). */
   bytes: { total: number, moved: number }
+  /** Chunks and bytes: in the recipes, already held by the target, sent, on the wire, refused. */
+  transfer?: TransferStats
+  /** The pre-copy round, while the container still ran: when it ended and what it moved. */
+  precopy?: { endedAt: number, bytes: number, movedBytes: number }
+  /** Bytes a second, this migration's own limit. */
+  bwlimit?: number
   frozenAt?: number
+  /** From the freeze to the target's start. */
   downtimeMs?: number
   spec?: ContainerSpec
   /** The tag of the snapshot image on both sides. */

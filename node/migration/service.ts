@@ -9,10 +9,9 @@
  * migration only goes forward. Sessions that break, and agents that restart,
  * are finished by one resolver loop that reads the journal.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { posix } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter, type Stream, type Connection } from '@libp2p/interface'
 import {
@@ -25,6 +24,10 @@ import { signText, verifyText } from '../signing.ts'
 import { checkPolicy, type AdmissionPolicy } from './policy.ts'
 import { createBody, publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
+import { assemble, ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
+import { CHUNKS_PROTOCOL } from '../../protocols/chunks/index.ts'
+import { TokenBucket } from '../chunks/bandwidth.ts'
+import type { ChunkRef, ChunkStore } from '../chunks/store.ts'
 import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
@@ -56,6 +59,10 @@ export interface MigrateRequest {
   dryRun?: boolean
   /** Move a container with bind mounts of host paths (the target's policy must allow the paths). @default false */
   allowBindMounts?: boolean
+  /** Bytes a second for this migration's chunks (the node's own limit applies too). */
+  bwlimit?: number
+  /** Send the bulk while the container still runs. @default the node's setting (on) */
+  precopy?: boolean
   /** Who asked, for the audit log. */
   actor?: string
 }
@@ -69,6 +76,16 @@ export interface MigrationsInit {
   diskMarginFactor?: number
   /** Interval of the loop that finishes broken sessions. @default 1000 */
   resolveMs?: number
+  /** Bytes a second for all the chunks this node sends. */
+  bwlimit?: number
+  /** Pre-copy unless a request says otherwise. @default true */
+  precopy?: boolean
+  /** zstd on chunks that shrink by a tenth or more ('auto'), or never. @default 'auto' */
+  compression?: 'auto' | 'off'
+  /** Chunk streams a target opens to its source. @default 4 */
+  streams?: number
+  /** How long chunks stay in the store after the last migration that named them. @default 24 h */
+  chunkRetentionMs?: number
   failpoints?: Failpoints
 }
 
@@ -80,6 +97,7 @@ export interface MigrationsComponents {
   audit: AuditLog
   privateKey: PrivateKey
   logger: Logger
+  chunks: ChunkStore
 }
 
 export interface MigrationsEvents {
@@ -88,8 +106,6 @@ export interface MigrationsEvents {
 }
 
 const PHASE_TIMEOUT_MS = 10 * 60_000
-
-function sha256Hex (): ReturnType<typeof createHash> { return createHash('sha256') }
 
 function refusal (code: RefusalCode, reason: string): { code: RefusalCode, reason: string } {
   return { code, reason }
@@ -120,6 +136,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #resolving = false
   #prunedAt = 0
   #shutdown = new AbortController()
+  readonly #server: ChunkServer
+  readonly #nodeBucket: TokenBucket | undefined
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
     super()
@@ -127,6 +145,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     this.#init = init
     this.#log = components.logger
     this.#fail = init.failpoints ?? createFailpoints()
+    this.#server = new ChunkServer(components.chunks, components.logger, init.compression)
+    this.#nodeBucket = init.bwlimit != null ? new TokenBucket(init.bwlimit) : undefined
   }
 
   get #me (): string { return this.#c.libp2p.peerId.toString() }
@@ -135,6 +155,9 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     this.#shutdown = new AbortController()
     await this.#c.libp2p.handle(MIGRATE_PROTOCOL, async (stream, connection) => {
       await this.#serve(stream, connection)
+    }, { maxInboundStreams: MAX_INBOUND_STREAMS })
+    await this.#c.libp2p.handle(CHUNKS_PROTOCOL, async (stream, connection) => {
+      await this.#server.handle(stream, connection)
     }, { maxInboundStreams: MAX_INBOUND_STREAMS })
     const resolve = (): void => { void this.#resolve().catch((err: unknown) => { this.#log.debug('resolver failed', { error: errorMessage(err) }) }) }
     this.#timer = setInterval(resolve, this.#init.resolveMs ?? 1000)
@@ -150,6 +173,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await Promise.race([Promise.allSettled([...this.#tasks]), new Promise(resolve => { timer = setTimeout(resolve, 10_000) })])
     clearTimeout(timer)
     await this.#c.libp2p.unhandle(MIGRATE_PROTOCOL).catch(() => {})
+    await this.#c.libp2p.unhandle(CHUNKS_PROTOCOL).catch(() => {})
+    await this.#c.chunks.flush().catch(() => {})
   }
 
   async list (): Promise<MigrationRecord[]> {
@@ -172,6 +197,12 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
     this.safeDispatchEvent('update', { detail: record })
     return record
+  }
+
+  /** Progress between phases: journalled (the API reads the journal) and announced, without waiting. */
+  #progress (record: MigrationRecord): void {
+    void this.#c.journal.put(record).catch(() => {})
+    this.safeDispatchEvent('update', { detail: record })
   }
 
   // ───────────────────────────── source ─────────────────────────────
@@ -237,7 +268,9 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       wasRunning: details.running,
       wasPaused: details.paused,
       restartPolicy: details.inspect.HostConfig?.RestartPolicy ?? { Name: 'no' },
-      imageRef: imageRefFor(spec.name, id)
+      imageRef: imageRefFor(spec.name, id),
+      bwlimit: req.bwlimit,
+      transfer: emptyStats()
     }
     await this.#c.audit.append('migration.planned', { migration: id, actor: req.actor, details: { role: 'source', container: details.name, target: target.peerId, dryRun: record.dryRun } })
     await this.#c.journal.put(record)
@@ -291,6 +324,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
     let s: Session | undefined
+    let serving: Serving | undefined
     const sig = AbortSignal.any([signal, this.#shutdown.signal])
     try {
       // offer
@@ -318,6 +352,27 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       }
       await this.#save(record, 'offered')
       await this.#fail.hit('source:offered', async () => { await this.#cut(record.target) })
+      await s.send({ type: 'transfer', id: record.id, token: accept.token }, { signal: sig })
+      await s.expect('ok', { signal: sig })
+      serving = this.#serveChunks(record)
+
+      // pre-copy: the bulk crosses while the container still runs
+      if ((req.precopy ?? this.#init.precopy ?? true) && record.wasRunning === true) {
+        const preRef = `${record.imageRef as string}-pre`
+        try {
+          await runtime.commit(record.container, ...preRef.split(':') as [string, string])
+          const before = record.transfer?.movedBytes ?? 0
+          let bytes = (await this.#sendBlob(s, record, serving, 'pre:image', await runtime.saveImage(preRef), sig)).bytes
+          for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
+            bytes += (await this.#sendBlob(s, record, serving, `pre:volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig)).bytes
+          }
+          await s.send({ type: 'sync', id: record.id }, { signal: sig })
+          await s.expect('ok', { signal: AbortSignal.any([sig, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+          await this.#save(record, undefined, { precopy: { endedAt: Date.now(), bytes, movedBytes: (record.transfer?.movedBytes ?? 0) - before } })
+        } finally {
+          await runtime.removeImage(preRef).catch(() => {})
+        }
+      }
 
       // freeze: downtime starts
       const frozenAt = Date.now()
@@ -328,15 +383,13 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       await this.#save(record, 'frozen', { frozenAt })
       await this.#fail.hit('source:frozen', async () => { await this.#cut(record.target) })
 
-      // snapshot and stream
+      // snapshot: only the chunks the target lacks cross
       await runtime.commit(record.container, ...(record.imageRef as string).split(':') as [string, string])
       await this.#save(record, 'transferring')
-      await s.send({ type: 'transfer', id: record.id, token: accept.token }, { signal: sig })
-      await s.expect('ok', { signal: sig })
       const blobs: Manifest['blobs'] = []
-      blobs.push(await this.#sendBlob(s, record, 'image', await runtime.saveImage(record.imageRef as string), sig))
+      blobs.push(await this.#sendBlob(s, record, serving, 'image', await runtime.saveImage(record.imageRef as string), sig))
       for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
-        blobs.push(await this.#sendBlob(s, record, `volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig))
+        blobs.push(await this.#sendBlob(s, record, serving, `volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig))
       }
 
       // prepare: the target checks every hash against this signed manifest
@@ -352,6 +405,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       // a cancel or a stop surfaces as whatever the interrupted call threw; report why it was interrupted
       await this.#abortSource(record, sig.aborted ? sig.reason : err)
       return
+    } finally {
+      this.#server.end(record.id)
     }
 
     // commit: the decision, then only forward
@@ -370,28 +425,67 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     }
   }
 
-  async #sendBlob (s: Session, record: MigrationRecord, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
-    await s.send({ type: 'blob', id: record.id, name }, { signal })
-    const hash = sha256Hex()
-    let bytes = 0
-    let lastSave = Date.now()
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      if (signal.aborted) throw signal.reason
-      hash.update(chunk)
-      bytes += chunk.byteLength
-      await s.sendData(chunk, { signal })
-      record.bytes.moved += chunk.byteLength
-      if (name === 'image') await this.#fail.hit('source:transfer', async () => { await this.#cut(record.target) })
-      if (Date.now() - lastSave > 250) {
-        lastSave = Date.now()
-        this.safeDispatchEvent('update', { detail: record })
+  /** Serve this migration's chunks to its target, within its and the node's bandwidth limits. */
+  #serveChunks (record: MigrationRecord): Serving {
+    const buckets = [...(record.bwlimit != null ? [new TokenBucket(record.bwlimit)] : []), ...(this.#nodeBucket != null ? [this.#nodeBucket] : [])]
+    const stats = record.transfer ??= emptyStats()
+    let lastUpdate = 0
+    return this.#server.serve(record.id, {
+      peer: record.target,
+      hashes: new Set(),
+      buckets,
+      stats,
+      corruptNext: this.#fail.armed('source:corrupt-chunk'),
+      breakNext: this.#fail.armed('source:break-chunk-stream'),
+      onProgress: () => {
+        if (Date.now() - lastUpdate < 250) return
+        lastUpdate = Date.now()
+        this.#progress(record)
       }
+    })
+  }
+
+  /** Cut a snapshot stream into the store and send its recipe; the target pulls what it lacks. */
+  async #sendBlob (s: Session, record: MigrationRecord, serving: Serving, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
+    try {
+      return await this.#sendRecipe(s, record, serving, name, source, signal)
+    } finally {
+      // an engine stream left unread holds its container or image locked (an archive keeps the
+      // container's lock, so even inspect waits): end it whatever happened
+      (source as { destroy?: () => void }).destroy?.()
     }
-    const sha256 = hash.digest('hex')
-    await s.send({ type: 'blob-end', id: record.id, name, bytes, sha256 }, { signal })
-    await s.expect('ok', { signal: AbortSignal.any([signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+  }
+
+  async #sendRecipe (s: Session, record: MigrationRecord, serving: Serving, name: string, source: NodeJS.ReadableStream, signal: AbortSignal): Promise<Manifest['blobs'][number]> {
+    await s.send({ type: 'blob', id: record.id, name }, { signal })
+    let first = true
+    // progress of this round (pre-copy, then the final): the image, then each volume
+    let roundBytes = name.endsWith('image') ? 0 : record.bytes.moved
+    let lastProgress = 0
+    const result = await chunkInto(this.#c.chunks, source as AsyncIterable<Uint8Array>, async batch => {
+      await s.send({ type: 'recipe', id: record.id, name, chunks: batch.map(c => [c.hash, c.size] as [string, number]) }, { signal })
+      if (first && name.endsWith('image')) {
+        first = false
+        await this.#fail.hit('source:transfer', async () => { await this.#cut(record.target) })
+      }
+    }, {
+      signal,
+      onChunk: (hash, size) => {
+        serving.hashes.add(hash)
+        serving.stats.chunks++
+        serving.stats.bytes += size
+        roundBytes += size
+        record.bytes.moved = Math.min(record.bytes.total, roundBytes)
+        if (Date.now() - lastProgress >= 250) {
+          lastProgress = Date.now()
+          this.#progress(record)
+        }
+      }
+    })
+    await this.#c.chunks.putRecipe({ migration: record.id, blob: name, chunks: result.chunks, createdAt: Date.now() })
+    await s.send({ type: 'blob-end', id: record.id, name, bytes: result.bytes, sha256: result.sha256 }, { signal })
     await this.#save(record)
-    return { name, bytes, sha256 }
+    return { name, bytes: result.bytes, sha256: result.sha256, chunks: result.chunks.length, recipe: recipeDigest(result.chunks) }
   }
 
   /** Before the decision: the original runs again as it was; nothing is left of the snapshot. */
@@ -407,6 +501,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         else if (!details.running && record.wasRunning === true) await runtime.startContainer(record.container)
       }
       await runtime.removeImage(record.imageRef as string).catch(() => {})
+      await runtime.removeImage(`${record.imageRef as string}-pre`).catch(() => {})
     } catch (restoreErr) {
       this.#log.error('could not restore the original after an abort', { id: record.id, error: errorMessage(restoreErr) })
     }
@@ -633,8 +728,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const violation = checkPolicy(spec, this.#init.policy)
     if (violation != null) return refusal(violation.code, violation.reason)
     if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
+    const stale = await this.#staleRollbackPoint(spec)
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
-      if (await runtime.volumeExists(m.source)) return refusal('VOLUME_EXISTS', `a volume named "${m.source}" exists on this node`)
+      if (await runtime.volumeExists(m.source) && stale?.spec?.mounts.some(v => v.type === 'volume' && v.source === m.source) !== true) {
+        return refusal('VOLUME_EXISTS', `a volume named "${m.source}" exists on this node`)
+      }
     }
     const inUse = await runtime.portsInUse()
     for (const p of publishedPorts(spec)) {
@@ -652,8 +750,31 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   async #receive (s: Session, remote: string, record: MigrationRecord): Promise<void> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
-    const got = new Map<string, { bytes: number, sha256: string }>()
     const signal = this.#shutdown.signal
+    const recipes = new Map<string, { chunks: ChunkRef[], end?: { bytes: number, sha256: string } }>()
+    const stats = emptyStats()
+    let lastUpdate = 0
+    const fetcher = new Fetcher({
+      libp2p: this.#c.libp2p,
+      store: this.#c.chunks,
+      log: this.#log,
+      peer: remote,
+      migration: record.id,
+      streams: this.#init.streams,
+      stats,
+      signal,
+      onProgress: () => {
+        record.bytes.moved = stats.heldBytes + stats.movedBytes
+        if (Date.now() - lastUpdate < 250) return
+        lastUpdate = Date.now()
+        this.#progress(record)
+      },
+      onRefused: async hash => {
+        await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { peer: remote, chunk: hash } }).catch(() => {})
+      },
+      afterStore: async () => { await this.#fail.hit('target:chunk-stored', async () => { await this.#cut(remote) }) }
+    })
+    let receiving = false
     let committed = false
     try {
       // the token: single use, bound to this migration and this peer, expiring
@@ -673,34 +794,64 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         return
       }
       record.imageExisted = await runtime.imageExists(record.imageRef as string)
+      record.transfer = stats
       await this.#save(record, 'receiving', { tokenUsed: true })
       await s.send({ type: 'ok', id: record.id, step: 'transfer' })
 
       for (;;) {
         const message = await s.readControl({ signal: AbortSignal.any([signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
+        if (fetcher.failed != null) throw fetcher.failed
         if (message.type === 'blob') {
-          got.set(message.name, await this.#receiveBlob(s, record, message.name))
-          await s.send({ type: 'ok', id: record.id, step: message.name })
-          if (message.name === 'image') {
-            for (const m of spec.mounts.filter(m => m.type === 'volume')) {
-              await runtime.createVolume(m.source, { 'goto.migration': record.id })
-              record.createdVolumes?.push(m.source)
-              await this.#save(record)
-            }
-            await runtime.createContainer(spec.name, createBody(spec, record.imageRef as string))
-            await this.#save(record, undefined, { containerCreated: true })
+          if (recipes.has(message.name)) throw new MigrationError('GOTO_ERR_BAD_STATE', `blob ${message.name} was sent twice`)
+          const destination = message.name.replace(/^pre:/, '').replace(/^volume:/, '')
+          if (message.name.replace(/^pre:/, '') !== 'image' && !spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) {
+            throw new MigrationError('GOTO_ERR_BAD_STATE', `no volume is mounted at ${destination}`)
           }
+          recipes.set(message.name, { chunks: [] })
+        } else if (message.type === 'recipe') {
+          const recipe = recipes.get(message.name)
+          if (recipe == null || recipe.end != null) throw new MigrationError('GOTO_ERR_BAD_STATE', `a recipe for ${message.name} outside its blob`)
+          const refs = message.chunks.map(([hash, size]) => ({ hash, size }))
+          for (const ref of refs) recipe.chunks.push(ref)
+          const missing = new Set(await this.#c.chunks.missing(refs.map(r => r.hash)))
+          for (const ref of refs) {
+            stats.chunks++
+            stats.bytes += ref.size
+            if (!missing.has(ref.hash)) {
+              stats.held++
+              stats.heldBytes += ref.size
+              record.bytes.moved += ref.size
+            }
+          }
+          fetcher.want(refs.filter(r => missing.has(r.hash)))
+          if (!receiving) {
+            receiving = true
+            await this.#fail.hit('target:receiving', async () => { await this.#cut(remote) })
+          }
+        } else if (message.type === 'blob-end') {
+          const recipe = recipes.get(message.name)
+          if (recipe == null || recipe.end != null) throw new MigrationError('GOTO_ERR_BAD_STATE', `the end of ${message.name} outside its blob`)
+          recipe.end = { bytes: message.bytes, sha256: message.sha256 }
+          await this.#c.chunks.putRecipe({ migration: record.id, blob: message.name, chunks: recipe.chunks, createdAt: Date.now() })
+        } else if (message.type === 'sync') {
+          await fetcher.drained()
+          await this.#save(record)
+          await s.send({ type: 'ok', id: record.id, step: 'sync' })
         } else if (message.type === 'prepare') {
           const manifest = parseManifest(message.payload)
           if (manifest.id !== record.id || manifest.source !== remote || !await verifyText(remote, message.payload, message.signature)) {
             await this.#c.audit.append('security.bad-signature', { migration: record.id, details: { peer: remote } }).catch(() => {})
             throw new MigrationError('GOTO_ERR_BAD_SIGNATURE', 'the manifest\'s signature does not hold')
           }
+          if (manifest.blobs[0]?.name !== 'image') throw new MigrationError('GOTO_ERR_BAD_STATE', 'the manifest must list the image first')
           for (const blob of manifest.blobs) {
-            const mine = got.get(blob.name)
-            if (mine == null || mine.sha256 !== blob.sha256 || mine.bytes !== blob.bytes) throw new MigrationError('GOTO_ERR_BAD_CHUNK', `blob ${blob.name} does not match the manifest`)
+            const mine = recipes.get(blob.name)
+            if (mine?.end == null || mine.end.sha256 !== blob.sha256 || mine.end.bytes !== blob.bytes || mine.chunks.length !== blob.chunks || recipeDigest(mine.chunks) !== blob.recipe) {
+              throw new MigrationError('GOTO_ERR_BAD_CHUNK', `blob ${blob.name} does not match the manifest`)
+            }
           }
-          if (manifest.blobs.length !== got.size) throw new MigrationError('GOTO_ERR_BAD_CHUNK', 'the manifest does not list every blob received')
+          await fetcher.drained()
+          await this.#unpack(record, manifest, recipes)
           await this.#save(record, 'prepared')
           await this.#fail.hit('target:prepared', async () => { await this.#cut(remote) })
           await s.send({ type: 'prepared', id: record.id })
@@ -722,75 +873,47 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       s.abort(err as Error)
       const now = await this.#c.journal.get(record.id, 'target')
       // not prepared: the source cannot have decided, so clean up now; prepared: wait for its word
-      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget(now, errorMessage(err))
+      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget({ ...now, transfer: stats, bytes: record.bytes }, errorMessage(err))
       throw err
+    } finally {
+      fetcher.close()
+      await this.#c.chunks.flush().catch(() => {})
     }
   }
 
-  async #receiveBlob (s: Session, record: MigrationRecord, name: string): Promise<{ bytes: number, sha256: string }> {
+  /** Rebuild each blob from the store into the engine: the image, then the volumes into the created container. */
+  async #unpack (record: MigrationRecord, manifest: Manifest, recipes: Map<string, { chunks: ChunkRef[] }>): Promise<void> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
-    const pass = new PassThrough({ highWaterMark: 1024 * 1024 })
-    let consumer: Promise<void>
-    if (name === 'image') {
-      consumer = runtime.loadImage(pass)
-    } else if (name.startsWith('volume:')) {
-      const destination = name.slice('volume:'.length)
-      if (!spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) throw new MigrationError('GOTO_ERR_BAD_STATE', `no volume is mounted at ${destination}`)
-      if (record.containerCreated !== true) throw new MigrationError('GOTO_ERR_BAD_STATE', 'a volume came before the image')
-      consumer = runtime.putArchive(spec.name, posix.dirname(destination), pass)
-    } else {
-      throw new MigrationError('GOTO_ERR_BAD_STATE', `unknown blob "${name}"`)
-    }
-    let failed: unknown
-    const settled = consumer.then(() => undefined, (err: unknown) => { failed = err; pass.destroy() })
-    try {
-      return await this.#pumpBlob(s, record, name, pass, settled, () => failed)
-    } catch (err) {
-      // a broken stream ends the engine's half too, so it fails the load instead of waiting
-      pass.destroy(err as Error)
-      await settled
-      throw err
-    }
-  }
-
-  async #pumpBlob (s: Session, record: MigrationRecord, name: string, pass: PassThrough, settled: Promise<void>, failure: () => unknown): Promise<{ bytes: number, sha256: string }> {
-    const hash = sha256Hex()
-    let bytes = 0
-    for (;;) {
-      const frame = await s.read({ signal: AbortSignal.any([this.#shutdown.signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
-      if (failure() != null) break
-      if (frame.kind === 'data') {
-        // a copy: the frame is a view on the network's buffers, which are reused
-        // while the engine still holds what we handed it
-        const data = Buffer.from(frame.bytes)
-        hash.update(data)
-        bytes += data.byteLength
-        record.bytes.moved += data.byteLength
-        if (!pass.write(data)) {
-          // back-pressure: the engine is slower than the link, so stop taking data until it catches up
-          s.pause()
-          await Promise.race([new Promise(resolve => pass.once('drain', resolve)), settled])
-          s.resume()
-        }
-        if (bytes > 0 && name === 'image') await this.#fail.hit('target:receiving', async () => { await this.#cut(record.source) })
-        continue
+    const into = async (name: string, consume: (stream: NodeJS.ReadableStream) => Promise<void>): Promise<void> => {
+      const blob = manifest.blobs.find(b => b.name === name)
+      if (blob == null) throw new MigrationError('GOTO_ERR_BAD_STATE', `the manifest lacks ${name}`)
+      const stream = assemble(this.#c.chunks, recipes.get(name)?.chunks ?? [], blob)
+      let broken: unknown
+      stream.once('error', err => { broken = err })
+      try {
+        await consume(stream)
+      } catch (err) {
+        if (broken != null) throw broken
+        const message = errorMessage(err)
+        throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
       }
-      const end = frame.message
-      if (end.type !== 'blob-end' || end.name !== name) throw new MigrationError('GOTO_ERR_BAD_STATE', `expected the end of ${name}`)
-      pass.end()
-      await settled
-      if (failure() != null) break
-      const sha256 = hash.digest('hex')
-      if (sha256 !== end.sha256 || bytes !== end.bytes) {
-        await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { blob: name } }).catch(() => {})
-        throw new MigrationError('GOTO_ERR_BAD_CHUNK', `${name}: received ${bytes} bytes hashing ${sha256}, the source sent ${end.bytes} hashing ${end.sha256}`)
-      }
+      if (broken != null) throw broken
+    }
+    await into('image', async stream => { await runtime.loadImage(stream) })
+    const stale = await this.#staleRollbackPoint(spec)
+    if (stale != null) await this.#retireRollbackPoint(stale, `superseded by migration ${record.id}, which brings ${spec.name} back`)
+    for (const m of spec.mounts.filter(m => m.type === 'volume')) {
+      await runtime.createVolume(m.source, { 'goto.migration': record.id })
+      record.createdVolumes?.push(m.source)
       await this.#save(record)
-      return { bytes, sha256 }
     }
-    const message = errorMessage(failure())
-    throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
+    await runtime.createContainer(spec.name, createBody(spec, record.imageRef as string))
+    await this.#save(record, undefined, { containerCreated: true })
+    for (const blob of manifest.blobs.filter(b => b.name.startsWith('volume:'))) {
+      const destination = blob.name.slice('volume:'.length)
+      await into(blob.name, async stream => { await runtime.putArchive(spec.name, posix.dirname(destination), stream) })
+    }
   }
 
   /** The target's half of the commit: start, check it runs (and is healthy), answer. Idempotent. */
@@ -895,6 +1018,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       if (Date.now() - this.#prunedAt >= Math.min(60_000, Math.max(1000, retention / 2))) {
         this.#prunedAt = Date.now()
         await this.#prune()
+        const gc = await this.#c.chunks.gc({ retentionMs: this.#init.chunkRetentionMs ?? 24 * 3600_000, graceMs: 60_000, live: id => this.#active.has(id) })
+        if (gc.removed > 0) this.#log.info('chunk store collected', { ...gc })
       }
     } finally {
       this.#resolving = false
@@ -945,12 +1070,26 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     for (const record of await this.#c.journal.all()) {
       if (record.role !== 'source' || record.phase !== 'activated' || record.rollbackName == null) continue
       if (record.rollbackExpiresAt == null || Date.parse(record.rollbackExpiresAt) > now) continue
-      const point = await this.#c.runtime.inspect(record.rollbackName)
-      if (point != null) await this.#c.runtime.removeContainer(point.id, { volumes: true })
-      for (const m of record.spec?.mounts ?? []) if (m.type === 'volume') await this.#c.runtime.removeVolume(m.source).catch(() => {})
-      await this.#c.audit.append('migration.pruned', { migration: record.id, details: { rollbackName: record.rollbackName } }).catch(() => {})
-      await this.#save(record, undefined, { rollbackName: undefined, rollbackExpiresAt: undefined })
+      await this.#retireRollbackPoint(record, 'retention ran out')
     }
+  }
+
+  /**
+   * The rollback point this node keeps of a container that a migration now
+   * brings back (same name): it is stale, since the container moved on, and
+   * its volumes carry the names the returning container needs.
+   */
+  async #staleRollbackPoint (spec: ContainerSpec): Promise<MigrationRecord | undefined> {
+    const records = await this.#c.journal.all()
+    return records.find(r => r.role === 'source' && r.phase === 'activated' && r.rollbackName != null && r.container === spec.name)
+  }
+
+  async #retireRollbackPoint (record: MigrationRecord, reason: string): Promise<void> {
+    const point = record.rollbackName != null ? await this.#c.runtime.inspect(record.rollbackName) : undefined
+    if (point != null) await this.#c.runtime.removeContainer(point.id, { volumes: true })
+    for (const m of record.spec?.mounts ?? []) if (m.type === 'volume') await this.#c.runtime.removeVolume(m.source).catch(() => {})
+    await this.#c.audit.append('migration.pruned', { migration: record.id, details: { rollbackName: record.rollbackName, reason } }).catch(() => {})
+    await this.#save(record, undefined, { rollbackName: undefined, rollbackExpiresAt: undefined })
   }
 }
 

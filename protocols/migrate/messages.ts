@@ -1,13 +1,15 @@
 /**
- * Messages of `/goto/migrate/1.0.0`. Every frame is length-prefixed (capped)
- * and starts with a tag: FRAME_CONTROL then UTF-8 JSON checked against these
- * schemas, or FRAME_DATA then raw bytes of the current blob.
+ * Messages of `/goto/migrate/2.0.0`. Every frame is length-prefixed (capped)
+ * and holds one UTF-8 JSON control message checked against these schemas.
+ * The snapshot's bytes never cross here: the session carries their recipes
+ * (chunk names), and the target pulls the chunks it lacks over
+ * `/goto/chunks/1.0.0`.
  *
  * Signed messages (offer, prepare) carry their payload as the exact JSON text
  * that was signed, so the receiver verifies bytes, never a re-serialisation.
  */
 import { z } from 'zod'
-import { FRAME_CONTROL, FRAME_DATA, MAX_BLOBS, MAX_CONTROL_BYTES, MAX_DATA_FRAME_BYTES, MAX_MOUNTS } from './constants.ts'
+import { MAX_BLOBS, MAX_CONTROL_BYTES, MAX_MOUNTS, MAX_RECIPE_BATCH } from './constants.ts'
 import { InvalidMigrateMessageError } from './errors.ts'
 import { checkJson } from '../json-codec.ts'
 
@@ -56,11 +58,16 @@ export const OfferPayloadSchema = z.strictObject({
   dryRun: z.boolean()
 })
 
+/** `image` or `volume:<mount destination>`, each maybe prefixed `pre:` for the pre-copy round. */
+const blobName = z.string().min(1).max(4200).regex(/^(pre:)?(image|volume:\/.*)$/, 'image or volume:/<path>, maybe prefixed pre:')
+
 export const BlobSchema = z.strictObject({
-  /** `image`, or `volume:<mount destination>` */
-  name: z.string().min(1).max(4200),
+  name: blobName,
   bytes: count,
-  sha256
+  sha256,
+  /** Chunks in its recipe, and the recipe's digest (see recipeDigest). */
+  chunks: count,
+  recipe: sha256
 })
 
 export const ManifestSchema = z.strictObject({
@@ -75,8 +82,10 @@ export const ControlSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('accept'), id, token: b64, expiresAt: count }),
   z.strictObject({ type: z.literal('reject'), id, code: RefusalCode, reason: z.string().max(1024) }),
   z.strictObject({ type: z.literal('transfer'), id, token: b64 }),
-  z.strictObject({ type: z.literal('blob'), id, name: z.string().min(1).max(4200) }),
-  z.strictObject({ type: z.literal('blob-end'), id, name: z.string().min(1).max(4200), bytes: count, sha256 }),
+  z.strictObject({ type: z.literal('blob'), id, name: blobName }),
+  z.strictObject({ type: z.literal('recipe'), id, name: blobName, chunks: z.array(z.tuple([sha256, z.number().int().min(1).max(16 * 1024 * 1024)])).min(1).max(MAX_RECIPE_BATCH) }),
+  z.strictObject({ type: z.literal('blob-end'), id, name: blobName, bytes: count, sha256 }),
+  z.strictObject({ type: z.literal('sync'), id }),
   z.strictObject({ type: z.literal('ok'), id, step: z.string().max(4200) }),
   z.strictObject({ type: z.literal('prepare'), payload: z.string().max(MAX_CONTROL_BYTES), signature: b64 }),
   z.strictObject({ type: z.literal('prepared'), id }),
@@ -94,26 +103,13 @@ export type OfferPayload = z.infer<typeof OfferPayloadSchema>
 export type Manifest = z.infer<typeof ManifestSchema>
 export type Spec = z.infer<typeof SpecSchema>
 
-export type Frame = { kind: 'control', message: Control } | { kind: 'data', bytes: Uint8Array }
-
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 export function encodeControl (message: Control): Uint8Array {
   const json = encoder.encode(JSON.stringify(message))
   if (json.byteLength > MAX_CONTROL_BYTES) throw new InvalidMigrateMessageError(`control message of ${json.byteLength} bytes exceeds ${MAX_CONTROL_BYTES}`)
-  const out = new Uint8Array(json.byteLength + 1)
-  out[0] = FRAME_CONTROL
-  out.set(json, 1)
-  return out
-}
-
-export function encodeData (bytes: Uint8Array): Uint8Array {
-  if (bytes.byteLength > MAX_DATA_FRAME_BYTES) throw new InvalidMigrateMessageError(`data frame of ${bytes.byteLength} bytes exceeds ${MAX_DATA_FRAME_BYTES}`)
-  const out = new Uint8Array(bytes.byteLength + 1)
-  out[0] = FRAME_DATA
-  out.set(bytes, 1)
-  return out
+  return json
 }
 
 function parse<T> (schema: z.ZodType<T>, json: unknown, what: string): T {
@@ -128,13 +124,10 @@ function parseJson (bytes: Uint8Array, what: string): unknown {
   }
 }
 
-export function decodeFrame (frame: Uint8Array): Frame {
+export function decodeControl (frame: Uint8Array): Control {
   if (frame.byteLength === 0) throw new InvalidMigrateMessageError('empty frame')
-  const body = frame.subarray(1)
-  if (frame[0] === FRAME_DATA) return { kind: 'data', bytes: body }
-  if (frame[0] !== FRAME_CONTROL) throw new InvalidMigrateMessageError(`unknown frame tag ${frame[0]}`)
-  if (body.byteLength > MAX_CONTROL_BYTES) throw new InvalidMigrateMessageError(`control message of ${body.byteLength} bytes exceeds ${MAX_CONTROL_BYTES}`)
-  return { kind: 'control', message: parse(ControlSchema, parseJson(body, 'control message'), 'control message') }
+  if (frame.byteLength > MAX_CONTROL_BYTES) throw new InvalidMigrateMessageError(`control message of ${frame.byteLength} bytes exceeds ${MAX_CONTROL_BYTES}`)
+  return parse(ControlSchema, parseJson(frame, 'control message'), 'control message')
 }
 
 export function parseOfferPayload (payload: string): OfferPayload {

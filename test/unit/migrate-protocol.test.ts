@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { streamPair } from '@libp2p/utils'
 import {
-  decodeFrame, encodeControl, encodeData, parseManifest, parseOfferPayload, session, canMove, isFinal, isCommitted,
-  FRAME_CONTROL, MAX_CONTROL_BYTES, MAX_DATA_FRAME_BYTES, RemoteRefusalError
+  decodeControl, encodeControl, parseManifest, parseOfferPayload, session, canMove, isFinal, isCommitted,
+  MAX_CONTROL_BYTES, MAX_RECIPE_BATCH, RemoteRefusalError
 } from '../../protocols/migrate/index.ts'
 import { checkPolicy } from '../../node/migration/policy.ts'
 import { createBody, publishedPorts, specFromInspect, type ContainerSpec } from '../../node/migration/spec.ts'
@@ -11,31 +11,32 @@ import { uuidv7 } from '../../node/migration/ids.ts'
 import { parseFailpoints } from '../../node/migration/failpoints.ts'
 
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
-const control = (value: unknown): Uint8Array => new Uint8Array([FRAME_CONTROL, ...json(value)])
+const control = json
 
 describe('migrate frames', () => {
-  it('round-trips control and data frames', () => {
+  it('round-trips control messages, recipes included', () => {
     const id = uuidv7()
-    assert.deepEqual(decodeFrame(encodeControl({ type: 'commit', id })), { kind: 'control', message: { type: 'commit', id } })
-    const data = decodeFrame(encodeData(new Uint8Array([1, 2, 3])))
-    assert.equal(data.kind, 'data')
-    assert.deepEqual([...(data as { bytes: Uint8Array }).bytes], [1, 2, 3])
+    assert.deepEqual(decodeControl(encodeControl({ type: 'commit', id })), { type: 'commit', id })
+    const recipe = { type: 'recipe' as const, id, name: 'pre:volume:/data', chunks: [['a'.repeat(64), 65536] as [string, number]] }
+    assert.deepEqual(decodeControl(encodeControl(recipe)), recipe)
   })
 
   it('refuses malformed, unknown and oversized frames with a clear error', () => {
     const bad = (frame: Uint8Array, pattern: RegExp): void => {
-      assert.throws(() => decodeFrame(frame), (err: any) => err.code === 'GOTO_ERR_INVALID_MIGRATE_MESSAGE' && pattern.test(err.message))
+      assert.throws(() => decodeControl(frame), (err: any) => err.code === 'GOTO_ERR_INVALID_MIGRATE_MESSAGE' && pattern.test(err.message))
     }
     bad(new Uint8Array(0), /empty frame/)
-    bad(new Uint8Array([7, 1]), /unknown frame tag 7/)
-    bad(new Uint8Array([FRAME_CONTROL, 0xff]), /not UTF-8 JSON/)
+    bad(new Uint8Array([0xff]), /not UTF-8 JSON/)
     bad(control({ type: 'launch-missiles' }), /schema/)
     bad(control({ type: 'commit', id: 'not-a-uuid' }), /"id"/)
     bad(control({ type: 'commit', id: uuidv7(), extra: true }), /schema/)
     bad(control({ type: 'reject', id: uuidv7(), code: 'MADE_UP', reason: '' }), /"code"/)
     bad(control({ type: 'blob-end', id: uuidv7(), name: 'image', bytes: -1, sha256: 'a'.repeat(64) }), /"bytes"/)
+    bad(control({ type: 'blob', id: uuidv7(), name: '../../etc' }), /"name"/)
+    bad(control({ type: 'recipe', id: uuidv7(), name: 'image', chunks: [['zz', 1]] }), /"chunks/)
+    bad(control({ type: 'recipe', id: uuidv7(), name: 'image', chunks: [['a'.repeat(64), 0]] }), /"chunks/)
+    bad(control({ type: 'recipe', id: uuidv7(), name: 'image', chunks: Array.from({ length: MAX_RECIPE_BATCH + 1 }, () => ['a'.repeat(64), 1]) }), /"chunks"/)
     bad(new Uint8Array(MAX_CONTROL_BYTES + 2), /exceeds/)
-    assert.throws(() => encodeData(new Uint8Array(MAX_DATA_FRAME_BYTES + 1)), /exceeds/)
     assert.throws(() => encodeControl({ type: 'abort', id: uuidv7(), reason: 'x'.repeat(MAX_CONTROL_BYTES) }), /exceeds/)
   })
 
@@ -45,7 +46,10 @@ describe('migrate frames', () => {
     assert.throws(() => parseOfferPayload(JSON.stringify({ ...offer, consistency: 'yolo' })), /consistency/)
     assert.throws(() => parseOfferPayload(JSON.stringify({ ...offer, spec: { ...offer.spec, name: '../etc' } })), /spec\.name/)
     assert.throws(() => parseOfferPayload(JSON.stringify({ ...offer, spec: { ...offer.spec, mounts: [{ type: 'volume', source: 'v', destination: 'relative', readOnly: false, anonymous: false }] } })), /destination/)
-    assert.throws(() => parseManifest(JSON.stringify({ id: uuidv7(), source: 'a', target: 'b', blobs: [{ name: 'image', bytes: 1, sha256: 'zz' }] })), /sha256/)
+    const blob = { name: 'image', bytes: 1, sha256: 'a'.repeat(64), chunks: 1, recipe: 'b'.repeat(64) }
+    assert.deepEqual(parseManifest(JSON.stringify({ id: uuidv7(), source: 'a', target: 'b', blobs: [blob] })).blobs, [blob])
+    assert.throws(() => parseManifest(JSON.stringify({ id: uuidv7(), source: 'a', target: 'b', blobs: [{ ...blob, sha256: 'zz' }] })), /sha256/)
+    assert.throws(() => parseManifest(JSON.stringify({ id: uuidv7(), source: 'a', target: 'b', blobs: [{ ...blob, recipe: undefined }] })), /recipe/)
   })
 
   it('a session caps frames read from the peer and surfaces refusals with their code', async () => {
@@ -56,7 +60,7 @@ describe('migrate frames', () => {
     await assert.rejects(right.expect('accept'), (err: any) => err instanceof RemoteRefusalError && err.code === 'GOTO_ERR_NAME_TAKEN' && /exists/.test(err.message))
     // a length prefix announcing more than a frame may hold
     a.send(new Uint8Array([0xff, 0xff, 0xff, 0x0f]))
-    await assert.rejects(right.read(), (err: any) => /length|InvalidDataLength/i.test(`${err.name} ${err.message}`))
+    await assert.rejects(right.readControl(), (err: any) => /length|InvalidDataLength/i.test(`${err.name} ${err.message}`))
   })
 })
 
@@ -79,7 +83,9 @@ describe('migration phases', () => {
   })
 
   it('failpoints parse and ignore what they do not know', () => {
-    assert.deepEqual([...parseFailpoints('source:frozen=crash, target:prepared=cut,bogus=explode,')], [['source:frozen', 'crash'], ['target:prepared', 'cut']])
+    assert.deepEqual([...parseFailpoints('source:frozen=crash, target:prepared=cut,bogus=explode,x=on,y=cut@3')], [
+      ['source:frozen', { action: 'crash', at: 1 }], ['target:prepared', { action: 'cut', at: 1 }], ['x', { action: 'on', at: 1 }], ['y', { action: 'cut', at: 3 }]
+    ])
   })
 })
 
