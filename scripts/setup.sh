@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Go-To needs on a Debian machine (run as root): Node.js >= 22,
-# a Docker engine, busybox-static (the test hosts' base image), attr
-# (getfattr: a migration's delta reads overlayfs's opaque-directory marks),
-# chromium (the dashboard's browser test) and the npm dependencies (whose
-# `prepare` step builds dist/). Safe to run again.
+# a Docker engine, busybox-static (the test hosts' base image), attr (getfattr:
+# a migration's delta reads overlayfs's opaque-directory marks), chromium (the
+# dashboard's browser test), the validators the deploy tests run (cloud-init,
+# systemd-analyze, vagrant, wg), debootstrap and systemd-nspawn, and the npm
+# dependencies (whose `prepare` step builds dist/). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,28 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${pkgs[*]} from Debian"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+# deploy/ tests: `cloud-init schema`, `systemd-analyze verify`, `vagrant validate` (with the libvirt
+# provider, to check its block), `wg pubkey`,
+# debootstrap for the provisioning test's Debian root, and systemd-nspawn to boot it
+tools=()
+command -v cloud-init >/dev/null 2>&1 || tools+=(cloud-init)
+command -v systemd-analyze >/dev/null 2>&1 || tools+=(systemd)
+command -v vagrant >/dev/null 2>&1 || tools+=(vagrant)
+dpkg -s vagrant-libvirt >/dev/null 2>&1 || tools+=(vagrant-libvirt)
+command -v wg >/dev/null 2>&1 || tools+=(wireguard-tools)
+command -v debootstrap >/dev/null 2>&1 || tools+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || tools+=(systemd-container)
+command -v ip >/dev/null 2>&1 || tools+=(iproute2)
+if [ "${#tools[@]}" -gt 0 ]; then
+  echo "setup: installing ${tools[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+fi
+if [[ " ${tools[*]} " == *" cloud-init "* ]]; then
+  # only its schema check is wanted here: keep it from configuring this machine at the next boot
+  touch /etc/cloud/cloud-init.disabled
 fi
 
 node_ok() { command -v node >/dev/null 2>&1 && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 22 ? 0 : 1)'; }

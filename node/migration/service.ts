@@ -18,18 +18,18 @@ import {
   MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
   parseManifest, parseOfferPayload, session, type Control, type Manifest, type OfferPayload, type RefusalCode, type Session
 } from '../../protocols/migrate/index.ts'
-import { GotoError } from '../errors.ts'
+import { MigrationError } from './errors.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { signText, verifyText } from '../signing.ts'
 import { checkPolicy, type AdmissionPolicy } from './policy.ts'
-import { createBody, publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
+import { publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
-import { assemble, ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
+import { ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
 import { CHUNKS_PROTOCOL } from '../../protocols/chunks/index.ts'
 import { TokenBucket } from '../chunks/bandwidth.ts'
-import type { ChunkRef, ChunkStore } from '../chunks/store.ts'
+import type { ChunkStore } from '../chunks/store.ts'
 import { canReadXattrs, deltaSince, listTree, packDelta, type Listing } from '../runtime/delta.ts'
-import { deltaImageArchive, readSaveIndex, type SaveIndex } from './image-archive.ts'
+import { fillContainerName, Unpacker } from './unpack.ts'
 import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
@@ -38,14 +38,7 @@ import type { ContainerRuntime } from '../runtime/runtime.ts'
 import type { Journal, MigrationRecord } from './journal.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
-export class MigrationError extends GotoError {
-  override name = 'MigrationError'
-  override code: string
-  constructor (code: string, message: string) {
-    super(message)
-    this.code = code
-  }
-}
+export { MigrationError }
 
 export interface MigrateRequest {
   /** Name (or id) of the container on this node. */
@@ -128,11 +121,6 @@ async function portFree (port: number, host: string): Promise<boolean> {
   })
 }
 
-/** The never-started container through which a target fills pre-copied volumes. */
-function fillContainerName (id: string): string {
-  return `goto-fill-${id.slice(0, 8)}`
-}
-
 function imageRefFor (name: string, id: string): string {
   return `goto-migrate/${name.toLowerCase().replace(/[^a-z0-9_.-]/g, '-')}:${id.slice(0, 8)}`
 }
@@ -149,10 +137,10 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #timer: NodeJS.Timeout | undefined
   #resolving = false
   #prunedAt = 0
+  /** Progress writes in flight, by record. */
+  readonly #writing = new Map<string, Promise<void>>()
   #shutdown = new AbortController()
   readonly #server: ChunkServer
-  /** The index of each pre-copied image this node received, for the delta that follows. */
-  readonly #preImages = new Map<string, SaveIndex>()
   readonly #nodeBucket: TokenBucket | undefined
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
@@ -203,6 +191,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   }
 
   async #save (record: MigrationRecord, phase?: MigrationRecord['phase'], patch: Partial<MigrationRecord> = {}): Promise<MigrationRecord> {
+    // after any progress write of this record still in flight, which must not land over this one
+    await this.#writing.get(`${record.id}!${record.role}`)
     if (phase != null) {
       await this.#c.journal.move(record, phase, patch)
       await this.#c.audit.append(`migration.${phase}`, { migration: record.id, actor: record.actor, details: { role: record.role, container: record.container, source: record.source, target: record.target } }).catch(() => {})
@@ -215,9 +205,16 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     return record
   }
 
-  /** Progress between phases: journalled (the API reads the journal) and announced, without waiting. */
+  /**
+   * Progress between phases: journalled (the API reads the journal) and
+   * announced, without waiting; one write at a time per record, skipped while
+   * one is in flight, so none lands over a later phase.
+   */
   #progress (record: MigrationRecord): void {
-    void this.#c.journal.put(record).catch(() => {})
+    const key = `${record.id}!${record.role}`
+    if (!this.#writing.has(key) && !isFinal(record.phase)) {
+      this.#writing.set(key, this.#c.journal.put(record).catch(() => {}).finally(() => { this.#writing.delete(key) }))
+    }
     this.safeDispatchEvent('update', { detail: record })
   }
 
@@ -405,8 +402,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       const blobs: Manifest['blobs'] = []
       if (delta != null) {
         await this.#save(record, 'transferring')
-        const layer = await deltaSince(delta.layer.dir, delta.at, delta.layer.listing, { overlay: true })
-        blobs.push(await this.#sendBlob(s, record, serving, 'delta:image', packDelta(delta.layer.dir, layer, { layer: true }), sig))
+        // the volumes first: one sent whole must be made afresh before the container exists
         for (const v of delta.volumes) {
           const changes = await deltaSince(v.dir, delta.at, v.listing, { overlay: false })
           // a plain tar cannot delete: a volume that lost files since is sent whole (its chunks mostly held)
@@ -414,6 +410,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
             ? await this.#sendBlob(s, record, serving, `volume:${v.destination}`, await runtime.getArchive(record.container, v.destination), sig)
             : await this.#sendBlob(s, record, serving, `delta:volume:${v.destination}`, packDelta(v.dir, changes, { layer: false, prefix: `${posix.basename(v.destination)}/` }), sig))
         }
+        const layer = await deltaSince(delta.layer.dir, delta.at, delta.layer.listing, { overlay: true })
+        blobs.push(await this.#sendBlob(s, record, serving, 'delta:image', packDelta(delta.layer.dir, layer, { layer: true }), sig))
       } else {
         await runtime.commit(record.container, ...(record.imageRef as string).split(':') as [string, string])
         await this.#save(record, 'transferring')
@@ -809,7 +807,6 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const runtime = this.#c.runtime
     const spec = record.spec as ContainerSpec
     const signal = this.#shutdown.signal
-    const recipes = new Map<string, { chunks: ChunkRef[], end?: { bytes: number, sha256: string } }>()
     const stats = emptyStats()
     let lastUpdate = 0
     const fetcher = new Fetcher({
@@ -831,6 +828,22 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         await this.#c.audit.append('security.bad-chunk', { migration: record.id, details: { peer: remote, chunk: hash } }).catch(() => {})
       },
       afterStore: async () => { await this.#fail.hit('target:chunk-stored', async () => { await this.#cut(remote) }) }
+    })
+    const unpacker = new Unpacker({
+      runtime,
+      store: this.#c.chunks,
+      whenStored: async hash => { await fetcher.whenStored(hash) },
+      migration: record.id,
+      spec,
+      imageRef: record.imageRef as string,
+      beforeVolumes: async () => {
+        const stale = await this.#staleRollbackPoint(spec)
+        if (stale != null) await this.#retireRollbackPoint(stale, `superseded by migration ${record.id}, which brings ${spec.name} back`)
+      },
+      onVolume: async name => {
+        if (!(record.createdVolumes ?? []).includes(name)) record.createdVolumes?.push(name)
+        await this.#save(record)
+      }
     })
     let receiving = false
     let committed = false
@@ -860,18 +873,9 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         const message = await s.readControl({ signal: AbortSignal.any([signal, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
         if (fetcher.failed != null) throw fetcher.failed
         if (message.type === 'blob') {
-          if (recipes.has(message.name)) throw new MigrationError('GOTO_ERR_BAD_STATE', `blob ${message.name} was sent twice`)
-          const bare = message.name.replace(/^(pre|delta):/, '')
-          const destination = bare.replace(/^volume:/, '')
-          if (bare !== 'image' && !spec.mounts.some(m => m.type === 'volume' && m.destination === destination)) {
-            throw new MigrationError('GOTO_ERR_BAD_STATE', `no volume is mounted at ${destination}`)
-          }
-          recipes.set(message.name, { chunks: [] })
+          unpacker.begin(message.name)
         } else if (message.type === 'recipe') {
-          const recipe = recipes.get(message.name)
-          if (recipe == null || recipe.end != null) throw new MigrationError('GOTO_ERR_BAD_STATE', `a recipe for ${message.name} outside its blob`)
           const refs = message.chunks.map(([hash, size]) => ({ hash, size }))
-          for (const ref of refs) recipe.chunks.push(ref)
           const missing = new Set(await this.#c.chunks.missing(refs.map(r => r.hash)))
           for (const ref of refs) {
             stats.chunks++
@@ -882,21 +886,21 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
               record.bytes.moved += ref.size
             }
           }
+          // wanted before the unpacker sees them, so it waits for exactly these
           fetcher.want(refs.filter(r => missing.has(r.hash)))
+          unpacker.recipe(message.name, refs)
           if (!receiving) {
             receiving = true
             await this.#fail.hit('target:receiving', async () => { await this.#cut(remote) })
           }
         } else if (message.type === 'blob-end') {
-          const recipe = recipes.get(message.name)
-          if (recipe == null || recipe.end != null) throw new MigrationError('GOTO_ERR_BAD_STATE', `the end of ${message.name} outside its blob`)
-          recipe.end = { bytes: message.bytes, sha256: message.sha256 }
-          await this.#c.chunks.putRecipe({ migration: record.id, blob: message.name, chunks: recipe.chunks, createdAt: Date.now() })
+          const blob = unpacker.end(message.name, { bytes: message.bytes, sha256: message.sha256 })
+          await this.#c.chunks.putRecipe({ migration: record.id, blob: message.name, chunks: blob.chunks, createdAt: Date.now() })
         } else if (message.type === 'sync') {
+          // the pre-copied image and volumes are in the engine, while the source still runs
           await fetcher.drained()
-          // the pre-copied image and volumes go into the engine now, while the source still runs
-          if (recipes.get('pre:image')?.end != null && record.preLoaded !== true) await this.#preload(record, recipes)
-          await this.#save(record)
+          await unpacker.settled()
+          await this.#save(record, undefined, { preLoaded: unpacker.preLoaded })
           await s.send({ type: 'ok', id: record.id, step: 'sync' })
         } else if (message.type === 'prepare') {
           const manifest = parseManifest(message.payload)
@@ -904,16 +908,16 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
             await this.#c.audit.append('security.bad-signature', { migration: record.id, details: { peer: remote } }).catch(() => {})
             throw new MigrationError('GOTO_ERR_BAD_SIGNATURE', 'the manifest\'s signature does not hold')
           }
-          if (manifest.blobs[0]?.name !== 'image' && manifest.blobs[0]?.name !== 'delta:image') throw new MigrationError('GOTO_ERR_BAD_STATE', 'the manifest must list the image first')
-          if (manifest.blobs[0]?.name === 'delta:image' && this.#preImages.get(record.id) == null) throw new MigrationError('GOTO_ERR_BAD_STATE', 'a delta without the pre-copied image it applies to')
+          if (manifest.blobs.filter(b => b.name === 'image' || b.name === 'delta:image').length !== 1) throw new MigrationError('GOTO_ERR_BAD_STATE', 'the manifest must list one image')
           for (const blob of manifest.blobs) {
-            const mine = recipes.get(blob.name)
+            const mine = unpacker.blobs.get(blob.name)
             if (mine?.end == null || mine.end.sha256 !== blob.sha256 || mine.end.bytes !== blob.bytes || mine.chunks.length !== blob.chunks || recipeDigest(mine.chunks) !== blob.recipe) {
               throw new MigrationError('GOTO_ERR_BAD_CHUNK', `blob ${blob.name} does not match the manifest`)
             }
           }
           await fetcher.drained()
-          await this.#unpack(record, manifest, recipes)
+          await unpacker.finish()
+          await this.#save(record, undefined, { containerCreated: true })
           await this.#save(record, 'prepared')
           await this.#fail.hit('target:prepared', async () => { await this.#cut(remote) })
           await s.send({ type: 'prepared', id: record.id })
@@ -933,108 +937,15 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       const wire = (typeof code === 'string' && code.startsWith('GOTO_ERR_') ? code.slice(9) : 'INTERNAL') as RefusalCode
       await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
       s.abort(err as Error)
-      const now = await this.#c.journal.get(record.id, 'target')
+      fetcher.close(err as Error)
+      await unpacker.abandon(err as Error)
       // not prepared: the source cannot have decided, so clean up now; prepared: wait for its word
-      if (!committed && now != null && (now.phase === 'admitted' || now.phase === 'receiving')) await this.#cleanTarget({ ...now, transfer: stats, bytes: record.bytes }, errorMessage(err))
+      if (!committed && (record.phase === 'admitted' || record.phase === 'receiving')) await this.#cleanTarget(record, errorMessage(err))
       throw err
     } finally {
       fetcher.close()
       await this.#c.chunks.flush().catch(() => {})
     }
-  }
-
-  /** A stream (a blob rebuilt from the store) into `consume`, an engine call; the engine's refusals say why. */
-  async #into (name: string, stream: NodeJS.ReadableStream & { destroy: () => void }, consume: (stream: NodeJS.ReadableStream) => Promise<void>): Promise<void> {
-    let broken: unknown
-    stream.once('error', err => { broken = err })
-    try {
-      await consume(stream)
-    } catch (err) {
-      if (broken != null) throw broken
-      const message = errorMessage(err)
-      throw new MigrationError(/no space|disk|quota/i.test(message) ? 'GOTO_ERR_INSUFFICIENT_DISK' : 'GOTO_ERR_INTERNAL', `${name}: the engine refused it: ${message}`)
-    } finally {
-      stream.destroy()
-    }
-    if (broken != null) throw broken
-  }
-
-  /**
-   * The pre-copy's image into the engine, its manifest and config kept for
-   * the delta to come, and the volumes created and filled through a
-   * container that is never started.
-   */
-  async #preload (record: MigrationRecord, recipes: Map<string, { chunks: ChunkRef[], end?: { bytes: number, sha256: string } }>): Promise<void> {
-    const runtime = this.#c.runtime
-    const spec = record.spec as ContainerSpec
-    const pre = recipes.get('pre:image')!
-    this.#preImages.set(record.id, await readSaveIndex(assemble(this.#c.chunks, pre.chunks, pre.end!)))
-    await this.#into('pre:image', assemble(this.#c.chunks, pre.chunks, pre.end!), async stream => { await runtime.loadImage(stream) })
-    await this.#save(record, undefined, { preLoaded: true })
-    const volumes = spec.mounts.filter(m => m.type === 'volume')
-    if (volumes.length === 0) return
-    for (const m of volumes) await this.#createVolume(record, m.source)
-    const fill = fillContainerName(record.id)
-    await runtime.createContainer(fill, {
-      Image: `${record.imageRef as string}-pre`,
-      Entrypoint: ['/goto-fill-never-runs'],
-      Cmd: [],
-      Labels: { 'goto.migration': record.id },
-      HostConfig: { NetworkMode: 'none', Mounts: volumes.map(m => ({ Type: 'volume', Source: m.source, Target: m.destination, ReadOnly: false })) }
-    })
-    try {
-      for (const m of volumes) {
-        const blob = recipes.get(`pre:volume:${m.destination}`)
-        if (blob?.end == null) continue
-        await this.#into(`pre:volume:${m.destination}`, assemble(this.#c.chunks, blob.chunks, blob.end), async stream => { await runtime.putArchive(fill, posix.dirname(m.destination), stream) })
-      }
-    } finally {
-      await runtime.removeContainer(fill, { volumes: false }).catch(() => {})
-    }
-  }
-
-  async #createVolume (record: MigrationRecord, name: string): Promise<void> {
-    await this.#c.runtime.createVolume(name, { 'goto.migration': record.id })
-    if (!(record.createdVolumes ?? []).includes(name)) record.createdVolumes?.push(name)
-    await this.#save(record)
-  }
-
-  /**
-   * Rebuild each blob from the store into the engine: the image (whole, or
-   * the pre-copied one plus a delta layer), the volumes (created, or brought
-   * up to date when pre-copied), then the container.
-   */
-  async #unpack (record: MigrationRecord, manifest: Manifest, recipes: Map<string, { chunks: ChunkRef[] }>): Promise<void> {
-    const runtime = this.#c.runtime
-    const spec = record.spec as ContainerSpec
-    const blobOf = (name: string): Manifest['blobs'][number] | undefined => manifest.blobs.find(b => b.name === name)
-    const chunksOf = (name: string): ChunkRef[] => recipes.get(name)?.chunks ?? []
-    const image = manifest.blobs[0]!
-    if (image.name === 'delta:image') {
-      const archive = deltaImageArchive(this.#preImages.get(record.id)!, assemble(this.#c.chunks, chunksOf('delta:image'), image), image.bytes, image.sha256, record.imageRef as string)
-      await this.#into('delta:image', archive as NodeJS.ReadableStream & { destroy: () => void }, async stream => { await runtime.loadImage(stream) })
-    } else {
-      await this.#into('image', assemble(this.#c.chunks, chunksOf('image'), image), async stream => { await runtime.loadImage(stream) })
-    }
-    const stale = await this.#staleRollbackPoint(spec)
-    if (stale != null) await this.#retireRollbackPoint(stale, `superseded by migration ${record.id}, which brings ${spec.name} back`)
-    for (const m of spec.mounts.filter(m => m.type === 'volume')) {
-      if (record.preLoaded !== true) {
-        await this.#createVolume(record, m.source)
-      } else if (blobOf(`volume:${m.destination}`) != null) {
-        // sent whole after all: start it afresh
-        await runtime.removeVolume(m.source)
-        await this.#createVolume(record, m.source)
-      }
-    }
-    await runtime.createContainer(spec.name, createBody(spec, record.imageRef as string))
-    await this.#save(record, undefined, { containerCreated: true })
-    for (const blob of manifest.blobs.filter(b => /^(delta:)?volume:/.test(b.name))) {
-      const destination = blob.name.replace(/^(delta:)?volume:/, '')
-      await this.#into(blob.name, assemble(this.#c.chunks, chunksOf(blob.name), blob), async stream => { await runtime.putArchive(spec.name, posix.dirname(destination), stream) })
-    }
-    if (record.preLoaded === true) await runtime.removeImage(`${record.imageRef as string}-pre`).catch(() => {})
-    this.#preImages.delete(record.id)
   }
 
   /** The target's half of the commit: start, check it runs (and is healthy), answer. Idempotent. */
@@ -1088,7 +999,6 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     for (const volume of record.createdVolumes ?? []) await runtime.removeVolume(volume).catch(() => {})
     if (record.imageExisted !== true) await runtime.removeImage(record.imageRef as string).catch(() => {})
     await runtime.removeImage(`${record.imageRef as string}-pre`).catch(() => {})
-    this.#preImages.delete(record.id)
     if (!isFinal(record.phase)) await this.#save(record, 'aborted', { error: { code: 'GOTO_ERR_ABORTED', message: reason } })
   }
 

@@ -270,6 +270,8 @@ export class Fetcher {
   readonly #queue: ChunkRef[] = []
   readonly #known = new Set<string>()
   readonly #refusals = new Map<string, number>()
+  /** Chunks queued or in flight, and who waits for them to be stored. */
+  readonly #waiting = new Map<string, { promise: Promise<void>, resolve: () => void, reject: (err: Error) => void }>()
   #inFlight = 0
   #workers = 0
   #stored = 0
@@ -291,6 +293,9 @@ export class Fetcher {
       if (this.#known.has(ref.hash)) continue
       this.#known.add(ref.hash)
       this.#queue.push(ref)
+      const waiter = Promise.withResolvers<void>()
+      waiter.promise.catch(() => {})
+      this.#waiting.set(ref.hash, waiter)
     }
     const target = Math.min(this.#init.streams ?? 4, this.#queue.length + this.#workers)
     while (this.#workers < target && !this.#closed) {
@@ -298,6 +303,12 @@ export class Fetcher {
       void this.#work()
     }
     this.#notify()
+  }
+
+  /** Resolve once `hash` is in the store: at once for one never wanted (the store held it). */
+  async whenStored (hash: string): Promise<void> {
+    if (this.#failed != null) throw this.#failed
+    await this.#waiting.get(hash)?.promise
   }
 
   /** Resolve once every queued chunk is stored; reject if the transfer failed. */
@@ -309,8 +320,10 @@ export class Fetcher {
     }
   }
 
-  close (): void {
+  close (err: Error = new Error('the transfer ended')): void {
     this.#closed = true
+    for (const waiter of this.#waiting.values()) waiter.reject(this.#failed ?? err)
+    this.#waiting.clear()
     this.#notify()
   }
 
@@ -321,8 +334,7 @@ export class Fetcher {
 
   #fail (err: Error): void {
     this.#failed ??= err
-    this.#closed = true
-    this.#notify()
+    this.close(err)
   }
 
   /** Store one fetched chunk; a chunk that fails its hash is counted and left out of `done`, so it is asked for again. */
@@ -341,6 +353,8 @@ export class Fetcher {
       return
     }
     done.add(ref.hash)
+    this.#waiting.get(ref.hash)?.resolve()
+    this.#waiting.delete(ref.hash)
     this.#stored++
     this.#retriesInARow = 0
     this.#init.stats.moved++
