@@ -137,6 +137,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #timer: NodeJS.Timeout | undefined
   #resolving = false
   #prunedAt = 0
+  /** The records of sessions this node receives now, by migration. */
+  readonly #receiving = new Map<string, MigrationRecord>()
   /** Progress writes in flight, by record. */
   readonly #writing = new Map<string, Promise<void>>()
   #shutdown = new AbortController()
@@ -698,12 +700,16 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       this.#log.warn('migration stream failed', { peer: remote, id: record?.id, error: errorMessage(err) })
       s.abort(err as Error)
     } finally {
-      if (record != null) this.#active.delete(record.id)
+      if (record != null) {
+        this.#active.delete(record.id)
+        this.#receiving.delete(record.id)
+      }
     }
   }
 
   async #known (s: Session, id: string, remote: string, role: 'source' | 'target'): Promise<MigrationRecord | undefined> {
-    const mine = await this.#c.journal.get(id, role)
+    // a session still receiving holds the live record: act on that one, never on an older copy
+    const mine = (role === 'target' ? this.#receiving.get(id) : undefined) ?? await this.#c.journal.get(id, role)
     if (mine == null || (role === 'target' ? mine.source : mine.target) !== remote) {
       await s.send({ type: 'error', id, code: 'UNKNOWN_MIGRATION', reason: `no migration ${id} with this peer` })
       await s.close()
@@ -762,6 +768,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       createdVolumes: []
     }
     this.#active.set(record.id, new AbortController())
+    this.#receiving.set(record.id, record)
     await this.#c.journal.put(record)
     await this.#c.audit.append('migration.admitted', { migration: record.id, details: { role: 'target', source: remote, container: record.name } })
     this.#log.info('migration phase', { id: record.id, role: 'target', phase: 'admitted' })
