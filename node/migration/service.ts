@@ -532,7 +532,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         serving.stats.chunks++
         serving.stats.bytes += size
         roundBytes += size
-        record.bytes.moved = Math.min(record.bytes.total, roundBytes)
+        // never backwards: after a pre-copy the final round only adds what changed
+        record.bytes.moved = Math.min(record.bytes.total, Math.max(record.bytes.moved, roundBytes))
         if (Date.now() - lastProgress >= 250) {
           lastProgress = Date.now()
           this.#progress(record)
