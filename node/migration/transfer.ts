@@ -202,11 +202,18 @@ export async function chunkInto (
   let group: Array<{ hash: string, bytes: Buffer }> = []
   let batch: ChunkRef[] = []
   let bytes = 0
+  // one group is written while the next is read and cut
+  let writing: Promise<void> = Promise.resolve()
   const storeGroup = async (): Promise<void> => {
-    const missing = new Set(await store.missing(group.map(g => g.hash)))
-    await Promise.all(group.filter(g => missing.has(g.hash)).map(async g => { await store.put(g.hash, g.bytes, { verified: true, known: false }) }))
-    for (const g of group) options.onChunk?.(g.hash, g.bytes.byteLength)
+    const mine = group
     group = []
+    await writing
+    writing = (async () => {
+      const missing = new Set(await store.missing(mine.map(g => g.hash)))
+      await Promise.all(mine.filter(g => missing.has(g.hash)).map(async g => { await store.put(g.hash, g.bytes, { verified: true, known: false }) }))
+      for (const g of mine) options.onChunk?.(g.hash, g.bytes.byteLength)
+    })()
+    writing.catch(() => {})
   }
   for await (const chunk of chunkStream(source)) {
     if (options.signal?.aborted === true) throw options.signal.reason
@@ -220,11 +227,13 @@ export async function chunkInto (
     if (group.length >= GROUP) await storeGroup()
     if (batch.length >= (options.batch ?? 64)) {
       await storeGroup()
+      await writing
       await onBatch(batch)
       batch = []
     }
   }
   await storeGroup()
+  await writing
   if (batch.length > 0) await onBatch(batch)
   await store.flush()
   return { chunks, bytes, sha256: whole.digest('hex') }
@@ -233,13 +242,31 @@ export async function chunkInto (
 /** Chunks looked up and written together: at most 16 × 256 KiB held. */
 const GROUP = 16
 
+/** Chunk reads kept in flight ahead of the one a rebuilt stream hands on. */
+const ASSEMBLE_AHEAD = 4
+
+/** `fetch` of each item, a few at once, the results in the items' order. */
+export async function * inOrder<T, R> (items: Iterable<T> | AsyncIterable<T>, fetch: (item: T) => Promise<R>, depth = ASSEMBLE_AHEAD): AsyncGenerator<R> {
+  const pending: Array<Promise<R>> = []
+  try {
+    for await (const item of items) {
+      const p = fetch(item)
+      p.catch(() => {})
+      pending.push(p)
+      if (pending.length > depth) yield await pending.shift()!
+    }
+    while (pending.length > 0) yield await pending.shift()!
+  } finally {
+    await Promise.allSettled(pending)
+  }
+}
+
 /** A stream rebuilt from the store, checked as it goes against its length and hash. */
 export function assemble (store: ChunkStore, chunks: ChunkRef[], expect: { bytes: number, sha256: string }): Readable {
   async function * read (): AsyncGenerator<Buffer> {
     const whole = createHash('sha256')
     let bytes = 0
-    for (const ref of chunks) {
-      const data = await store.get(ref.hash)
+    for await (const { ref, data } of inOrder(chunks, async ref => ({ ref, data: await store.get(ref.hash) }))) {
       if (data.byteLength !== ref.size) throw new BadChunkError(`chunk ${ref.hash.slice(0, 12)}… has ${data.byteLength} bytes, the recipe says ${ref.size}`)
       whole.update(data)
       bytes += data.byteLength

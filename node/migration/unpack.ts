@@ -22,7 +22,7 @@ import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { BadChunkError, type ChunkRef, type ChunkStore } from '../chunks/store.ts'
 import { deltaImageArchive, readSaveIndex, type SaveIndex } from './image-archive.ts'
-import { assemble } from './transfer.ts'
+import { assemble, inOrder } from './transfer.ts'
 import { createBody, type ContainerSpec } from './spec.ts'
 import { MigrationError } from './errors.ts'
 import { errorMessage } from '../logger.ts'
@@ -86,9 +86,10 @@ export function assembleLive (store: ChunkStore, blob: IncomingBlob, whenStored:
   async function * read (): AsyncGenerator<Buffer> {
     const whole = createHash('sha256')
     let bytes = 0
-    for await (const ref of blob.refs()) {
+    for await (const { ref, data } of inOrder(blob.refs(), async ref => {
       await whenStored(ref.hash)
-      const data = await store.get(ref.hash)
+      return { ref, data: await store.get(ref.hash) }
+    })) {
       if (data.byteLength !== ref.size) throw new BadChunkError(`chunk ${ref.hash.slice(0, 12)}… has ${data.byteLength} bytes, the recipe says ${ref.size}`)
       whole.update(data)
       bytes += data.byteLength
