@@ -13,6 +13,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import { z } from 'zod'
 import { parseRate } from '../node/chunks/bandwidth.ts'
 import { requireToken } from './auth.ts'
+import { requireAllowedHost } from './host-check.ts'
 import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
@@ -29,6 +30,8 @@ export interface AppInit {
   token: string
   /** Called after a leave was accepted and answered, to stop the process. */
   onLeave?: () => void
+  /** Names accepted in `Host` besides the loopback ones (DNS rebinding). @default [] */
+  hosts?: string[]
   /** Where unexpected errors (500s) are logged. */
   logger?: Logger
 }
@@ -168,6 +171,7 @@ export function createApp (init: AppInit) {
     .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), actorOf(c))))
 
   const app = new Hono()
+    .use(requireAllowedHost({ hosts: init.hosts }))
     .route('/', health)
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
