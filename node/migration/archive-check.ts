@@ -10,7 +10,8 @@
  * code from the container while it unpacks) and the later archive escapes:
  *  - input that is not a tar: compressed archives above all (the engine would
  *    run a decompressor for them, and a bomb would be unpacked by it);
- *  - an absolute name, a `..` component, a name outside the volume's root;
+ *  - an absolute name, a `..` component, a name outside the volume's root,
+ *    the root itself as anything but a directory;
  *  - a symlink whose target, read inside the container, leaves the volume;
  *  - an entry whose path passes through a symlink of the same archive;
  *  - a hard link to anything but a file met earlier in the archive;
@@ -112,6 +113,7 @@ export class EntryChecker {
     const name = this.#path(header.name)
     const type = header.type ?? 'file'
     if (!ALLOWED_TYPES.has(type)) throw new ArchiveRefusedError(`${name}: a ${type} entry`)
+    if (name === this.#root && type !== 'directory') throw new ArchiveRefusedError(`${name}: the volume's root as a ${type}, not a directory`)
     const key = name.normalize('NFC')
     if (this.#names.has(key)) throw new ArchiveRefusedError(`${name}: a second entry of the same name (after Unicode normalisation)`)
     this.#names.add(key)

@@ -85,6 +85,10 @@ describe('archive checker', () => {
     await refused([dir('data/'), { name: 'data/h', type: 'link', linkname: 'data/../../etc/shadow' }], /hard link/)
   })
 
+  it('refuses a volume root that is no directory', async () => {
+    await refused([{ name: 'data', type: 'symlink', linkname: '/' }], /root as a symlink/)
+  })
+
   it('refuses device nodes', async () => {
     await refused([dir('data/'), { name: 'data/sda', type: 'block-device', devmajor: 8, devminor: 0 }], /block-device/)
     await refused([dir('data/'), { name: 'data/mem', type: 'character-device', devmajor: 1, devminor: 1 }], /character-device/)
