@@ -172,5 +172,69 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
       const small = (await cluster.agents[2]!.call('GET', '/v1/log?kind=migration')).body.entries as any[]
       assert.ok(small.some(e => e.kind === 'migration.refused' && e.details.code === 'INSUFFICIENT_DISK'))
     })
+
+    it('a peer\'s offer that would gain the host is refused by reason, and nothing of it is created', async () => {
+      const bind = (source: string): OfferPayload['spec']['mounts'][number] => ({ type: 'bind', source, destination: '/host', readOnly: false, anonymous: false })
+      const cases: Array<[string, Partial<OfferPayload['spec']>]> = [
+        ['PRIVILEGED', { hostConfig: { Privileged: true } }],
+        ['HOST_NAMESPACE', { hostConfig: { NetworkMode: 'host' } }],
+        ['HOST_NAMESPACE', { hostConfig: { PidMode: 'host' } }],
+        ['HOST_NAMESPACE', { hostConfig: { IpcMode: 'host' } }],
+        ['CAPABILITY', { hostConfig: { CapAdd: ['SYS_ADMIN'] } }],
+        ['DEVICE', { hostConfig: { Devices: [{ PathOnHost: '/dev/sda', PathInContainer: '/dev/sda', CgroupPermissions: 'rwm' }] } }],
+        ['HOST_PATH', { mounts: [bind('/')] }],
+        ['HOST_PATH', { mounts: [bind('/var/run/docker.sock')] }],
+        ['UNCONFINED', { hostConfig: { SecurityOpt: ['seccomp=unconfined'] } }]
+      ]
+      const before = await target().call('GET', '/v1/migrations')
+      for (const [code, spec] of cases) {
+        const name = `gain-${code.toLowerCase()}`
+        const { s } = await offer({ spec: { name, image: BASE_IMAGE, config: { Cmd: ['true'] }, hostConfig: {}, mounts: [], ...spec } })
+        const reply = await s.readControl()
+        assert.equal(reply.type, 'reject', `${code}: ${JSON.stringify(reply)}`)
+        assert.equal((reply as any).code, code, (reply as any).reason)
+        s.abort(new Error('done'))
+      }
+      const e1 = cluster.engines[1]!
+      assert.doesNotMatch(await e1.docker(['ps', '-a', '--format', '{{.Names}}']), /gain-/)
+      assert.equal((await e1.docker(['volume', 'ls', '-q'])).trim(), '')
+      assert.equal((await target().call('GET', '/v1/migrations')).body.migrations.length, before.body.migrations.length, 'a refused offer journals no migration')
+    })
+
+    it('keeps serving through garbage, oversized frames, truncated streams and a flood of offers; nothing it holds changes', async () => {
+      const e1 = cluster.engines[1]!
+      const held = async (): Promise<string> => [
+        await e1.docker(['ps', '-a', '--format', '{{.Names}} {{.Status}}']),
+        await e1.docker(['volume', 'ls', '-q']),
+        await e1.docker(['images', '-q'])
+      ].join('|').replace(/Up [^|\n]+/g, 'Up')
+      const before = await held()
+      const raws = async (protocol: string, bytes: Uint8Array[]): Promise<void> => {
+        const stream = await raw.open(target(), protocol)
+        for (const b of bytes) stream.send(b)
+        await stream.close({ signal: AbortSignal.timeout(5000) }).catch(() => { stream.abort(new Error('done')) })
+      }
+      const varint = (n: number): Uint8Array => { const out: number[] = []; while (n > 0x7f) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) } out.push(n); return Uint8Array.from(out) }
+      for (const protocol of [MIGRATE_PROTOCOL, '/goto/chunks/1.0.0', '/goto/log-sync/1.0.0', '/goto/state/1.0.0']) {
+        await raws(protocol, [Buffer.from('\xff\x00garbage that is no frame at all'.repeat(40))])
+        await raws(protocol, [varint(2 ** 31), Buffer.alloc(64 * 1024, 1)]) // oversized: refused from its length prefix
+        await raws(protocol, [varint(1000), Buffer.from('{"type":"off')]) // truncated
+        await raws(protocol, [varint(20), Buffer.from('{"v":1,"type":"nope"}')]) // well framed, wrong schema
+      }
+      const flood = await Promise.allSettled(Array.from({ length: 40 }, async () => {
+        const { s } = await offer()
+        try { return (await s.readControl()).type } finally { s.abort(new Error('flood')) }
+      }))
+      assert.ok(flood.every(r => r.status === 'fulfilled' || /stream|reset|abort|limit/i.test(String(r.reason))), String((flood.find(r => r.status === 'rejected') as PromiseRejectedResult | undefined)?.reason))
+      // still serving: its API, the mesh, its log; and what it holds is as it was
+      assert.equal((await target().call('GET', '/v1/node')).status, 200)
+      await until(async () => (await cluster.agents[0]!.call('GET', '/v1/peers')).body.peers.some((p: any) => p.peerId === target().peerId && p.status === 'alive'), 10_000, 'the target alive in the mesh')
+      await until(async () => (await target().call('GET', '/v1/migrations')).body.migrations.every((m: any) => ['aborted', 'activated', 'rolled-back', 'dry-run'].includes(m.phase) || m.role !== 'target'), 30_000, 'the flood\'s admissions to lapse')
+      assert.equal(await held(), before)
+      assert.equal((await target().cli(['log', 'verify'])).code, 0)
+      const { s } = await offer()
+      assert.equal((await s.readControl()).type, 'accept', 'a good offer is still admitted')
+      s.abort(new Error('done'))
+    })
   })
 })
