@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -126,6 +126,9 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
       return { s, id }
     }
 
+    /** Every migration token a target handed out here: none may reach a log. */
+    const tokens: string[] = []
+
     before(async () => { await raw.introduce(target()) })
 
     it('bad signature', async () => {
@@ -138,6 +141,7 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
     it('wrong token', async () => {
       const { s, id } = await offer()
       const accept = await s.expect('accept')
+      tokens.push(accept.token)
       await s.send({ type: 'transfer', id, token: accept.token.replace(/^./, c => c === 'A' ? 'B' : 'A') })
       const reply = await s.readControl()
       assert.equal(reply.type, 'error')
@@ -151,6 +155,7 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
     it('replayed token', async () => {
       const { s, id } = await offer()
       const accept = await s.expect('accept')
+      tokens.push(accept.token)
       await s.send({ type: 'transfer', id, token: accept.token })
       await s.expect('ok')
       const replay = session(await raw.open(target(), MIGRATE_PROTOCOL))
@@ -235,6 +240,19 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
       const { s } = await offer()
       assert.equal((await s.readControl()).type, 'accept', 'a good offer is still admitted')
       s.abort(new Error('done'))
+    })
+
+    it('no secret in any log line: the API token, migration tokens, the swarm key', async () => {
+      const swarmKey = readFileSync(target().swarmKeyFile, 'utf8').split('\n')[2]!
+      assert.equal(tokens.length, 2)
+      for (const agent of cluster.agents) {
+        const audit = JSON.stringify((await agent.call('GET', '/v1/log?limit=1000')).body)
+        for (const [what, text] of [['log file', agent.log()], ['audit log', audit]] as const) {
+          for (const [name, secret] of [['API token', agent.token], ['swarm key', swarmKey], ...tokens.map(t => ['migration token', t])] as const) {
+            assert.ok(!text.includes(secret), `${agent.name}'s ${what} holds the ${name}`)
+          }
+        }
+      }
     })
   })
 })
