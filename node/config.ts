@@ -80,6 +80,15 @@ export interface AgentConfig {
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
 
+const PolicySchema = z.strictObject({
+  allowPrivileged: z.boolean().optional(),
+  allowHostNamespaces: z.boolean().optional(),
+  allowCapabilities: z.array(z.string()).optional(),
+  allowDevices: z.boolean().optional(),
+  allowHostPaths: z.array(z.string().startsWith('/')).optional(),
+  allowUnconfined: z.boolean().optional()
+})
+
 /** The file's schema: every key optional, unknown keys refused so typos surface. */
 const FileSchema = z.strictObject({
   name: z.string().min(1).max(253).optional(),
@@ -105,14 +114,7 @@ const FileSchema = z.strictObject({
     compression: z.enum(['auto', 'off']).optional(),
     streams: z.number().int().min(1).max(16).optional(),
     chunkRetentionMs: z.number().int().min(0).optional(),
-    policy: z.strictObject({
-      allowPrivileged: z.boolean().optional(),
-      allowHostNamespaces: z.boolean().optional(),
-      allowCapabilities: z.array(z.string()).optional(),
-      allowDevices: z.boolean().optional(),
-      allowHostPaths: z.array(z.string().startsWith('/')).optional(),
-      allowUnconfined: z.boolean().optional()
-    }).optional()
+    policy: PolicySchema.extend({ peers: z.record(z.string().min(1).max(128), PolicySchema).optional() }).optional()
   }).optional()
 })
 

@@ -21,7 +21,7 @@ import {
 import { MigrationError } from './errors.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { signText, verifyText } from '../signing.ts'
-import { checkPolicy, type AdmissionPolicy } from './policy.ts'
+import { checkPolicy, policyFor, type AdmissionPolicy } from './policy.ts'
 import { publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
 import { ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
@@ -781,7 +781,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     if (this.#c.gossip.localState().state !== 'active') return refusal('DRAINING', 'this node is draining or leaving')
     if (await this.#c.journal.get(offer.id, 'target') != null) return refusal('BAD_TOKEN', 'this migration was offered before')
     const spec = offer.spec as ContainerSpec
-    const violation = checkPolicy(spec, this.#init.policy)
+    const violation = checkPolicy(spec, policyFor(this.#init.policy ?? {}, remote))
     if (violation != null) return refusal(violation.code, violation.reason)
     if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
     const stale = await this.#staleRollbackPoint(spec)
