@@ -14,6 +14,7 @@ import { z } from 'zod'
 import { parseRate } from '../node/chunks/bandwidth.ts'
 import { requireToken } from './auth.ts'
 import { requireAllowedHost } from './host-check.ts'
+import { limitRequests } from './rate-limit.ts'
 import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
@@ -32,6 +33,8 @@ export interface AppInit {
   onLeave?: () => void
   /** Names accepted in `Host` besides the loopback ones (DNS rebinding). @default [] */
   hosts?: string[]
+  /** Requests a second and at once, for the whole API. @default API_RATE (50/s, 100) */
+  rateLimit?: { rate: number, burst: number }
   /** Where unexpected errors (500s) are logged. */
   logger?: Logger
 }
@@ -172,6 +175,7 @@ export function createApp (init: AppInit) {
 
   const app = new Hono()
     .use(requireAllowedHost({ hosts: init.hosts }))
+    .use(limitRequests(init.rateLimit))
     .route('/', health)
     .route('/v1/migrations', migrations)
     .route('/v1', v1)

@@ -15,12 +15,13 @@ import { posix } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter, type Stream, type Connection } from '@libp2p/interface'
 import {
-  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
+  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, OFFER_BURST, OFFER_RATE, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
   parseManifest, parseOfferPayload, session, type Control, type Manifest, type OfferPayload, type RefusalCode, type Session
 } from '../../protocols/migrate/index.ts'
 import { MigrationError } from './errors.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { signText, verifyText } from '../signing.ts'
+import { RateLimiter } from '../rate-limit.ts'
 import { checkPolicy, policyFor, type AdmissionPolicy } from './policy.ts'
 import { publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
@@ -142,6 +143,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #shutdown = new AbortController()
   readonly #server: ChunkServer
   readonly #nodeBucket: TokenBucket | undefined
+  readonly #offers = new RateLimiter({ rate: OFFER_RATE, burst: OFFER_BURST })
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
     super()
@@ -725,6 +727,13 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       this.#log.warn('migration refused', { id: offer.id, peer: remote, code, reason })
       await this.#c.audit.append('migration.refused', { migration: offer.id, details: { role: 'target', source: remote, code, reason, container: offer.spec.name } }).catch(() => {})
       await s.send({ type: 'reject', id: offer.id, code, reason })
+      await s.close()
+      return undefined
+    }
+    if (!this.#offers.take(remote)) {
+      // no audit entry: a flood of offers must not become a flood of synced writes
+      this.#log.warn('offer refused: rate limit', { id: offer.id, peer: remote })
+      await s.send({ type: 'reject', id: offer.id, code: 'RATE_LIMITED', reason: `more than ${OFFER_BURST} offers at once or ${OFFER_RATE} a second from this peer; try again in ${this.#offers.retryAfter(remote)} s` })
       await s.close()
       return undefined
     }

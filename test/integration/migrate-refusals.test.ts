@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { BASE_IMAGE, startCluster, until, type Cluster } from '../harness/cluster.ts'
 import { startRawPeer, type RawPeer } from '../harness/raw-peer.ts'
-import { MIGRATE_PROTOCOL, session, type OfferPayload } from '../../protocols/migrate/index.ts'
+import { MIGRATE_PROTOCOL, OFFER_BURST, session, type OfferPayload } from '../../protocols/migrate/index.ts'
 import { uuidv7 } from '../../node/migration/ids.ts'
 
 describe('a target refuses, with the reason code, and nothing moves', { timeout: 600_000 }, () => {
@@ -228,18 +228,25 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
       }
       const flood = await Promise.allSettled(Array.from({ length: 40 }, async () => {
         const { s } = await offer()
-        try { return (await s.readControl()).type } finally { s.abort(new Error('flood')) }
+        try {
+          const reply = await s.readControl()
+          return reply.type === 'reject' ? reply.code : reply.type
+        } finally { s.abort(new Error('flood')) }
       }))
       assert.ok(flood.every(r => r.status === 'fulfilled' || /stream|reset|abort|limit/i.test(String(r.reason))), String((flood.find(r => r.status === 'rejected') as PromiseRejectedResult | undefined)?.reason))
+      const replies = flood.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+      assert.ok(replies.includes('RATE_LIMITED') && replies.filter(r => r === 'accept').length <= OFFER_BURST, `the offer rate limit held: ${replies.join(' ')}`)
       // still serving: its API, the mesh, its log; and what it holds is as it was
       assert.equal((await target().call('GET', '/v1/node')).status, 200)
       await until(async () => (await cluster.agents[0]!.call('GET', '/v1/peers')).body.peers.some((p: any) => p.peerId === target().peerId && p.status === 'alive'), 10_000, 'the target alive in the mesh')
       await until(async () => (await target().call('GET', '/v1/migrations')).body.migrations.every((m: any) => ['aborted', 'activated', 'rolled-back', 'dry-run'].includes(m.phase) || m.role !== 'target'), 30_000, 'the flood\'s admissions to lapse')
       assert.equal(await held(), before)
       assert.equal((await target().cli(['log', 'verify'])).code, 0)
-      const { s } = await offer()
-      assert.equal((await s.readControl()).type, 'accept', 'a good offer is still admitted')
-      s.abort(new Error('done'))
+      // once its bucket refills, the same peer is admitted again
+      await until(async () => {
+        const { s } = await offer()
+        try { return (await s.readControl()).type === 'accept' } finally { s.abort(new Error('done')) }
+      }, 10_000, 'a good offer to be admitted again')
     })
 
     it('no secret in any log line: the API token, migration tokens, the swarm key', async () => {
