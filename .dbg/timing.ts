@@ -12,6 +12,7 @@ try {
   console.log('idle rss MB', rss(cluster.agents[0]), rss(cluster.agents[1]))
   await e0.docker(['run', '-d', '--network', 'none', '--name', 'tt', '-v', 'tt-data:/data', BASE_IMAGE, 'sh', '-c', `[ -f /ready ] || { head -c ${process.env.SIZE ?? 30}m /dev/urandom > /a.bin; head -c 10m /dev/urandom > /data/b.bin; touch /ready; }; exec sleep 100000`])
   await until(async () => await e0.docker(['exec', 'tt', 'ls', '/ready']).then(() => true, () => false), 30_000, 'data')
+  await new Promise(r => setTimeout(r, 2000))
   const t0 = Date.now()
   const res = await cluster.agents[0]!.call('POST', '/v1/migrations', { container: 'tt', target: 'host1', precopy: process.argv[2] === 'pre' })
   console.log('wall', Date.now() - t0, 'downtime', res.body.downtimeMs, JSON.stringify(res.body.transfer))
@@ -20,6 +21,6 @@ try {
   const tr = (await cluster.agents[1]!.call('GET', `/v1/migrations/${res.body.id}`)).body
   prev = 0
   for (const p of tr.phases) { const t = Date.parse(p.at); console.log('  target', p.phase, prev ? t - prev : 0); prev = t }
-  for (const a of cluster.agents) console.log(a.log().split('\n').filter(l => /DBG|migration phase/.test(l)).map(l => l.slice(11, 23) + ' ' + l.slice(50, 130)).join('\n'))
+  for (const a of cluster.agents) console.log(a.log().split('\n').filter(l => /DBG|migration phase|without a delta/.test(l)).map(l => l.slice(11, 23) + ' ' + l.slice(24, 260)).join('\n'))
   console.log('rss MB', rss(cluster.agents[0]), rss(cluster.agents[1]))
 } finally { for (const a of cluster.agents) await a.stop(); await cluster.stop() }

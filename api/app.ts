@@ -1,6 +1,8 @@
 /**
  * The agent's HTTP API, versioned under /v1: small Hono routers chained into
- * one app, the bearer token on every route but /healthz, and one error
+ * one app, the bearer token on every route but /healthz and the dashboard's
+ * static files, Server-Sent Events for a migration's progress and for mesh
+ * changes, Prometheus metrics, the OpenAPI document of it all, and one error
  * handler that answers problem+json.
  *
  * @example
@@ -10,20 +12,31 @@
  * ```
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono'
-import { z } from 'zod'
+import type { z } from 'zod'
 import { parseRate } from '../node/chunks/bandwidth.ts'
 import { requireToken } from './auth.ts'
 import { requireAllowedHost } from './host-check.ts'
 import { limitRequests } from './rate-limit.ts'
 import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
-import type { Agent } from '../node/agent.ts'
+import { peerInfo, type Agent } from '../node/agent.ts'
+import type { MeshView, PeerRecord, StatusChange } from '../node/mesh/view.ts'
+import type { MigrationRecord } from '../node/migration/journal.ts'
+import { isFinal } from '../protocols/migrate/index.ts'
 import { errorMessage, type Logger } from '../node/logger.ts'
+import { dashboard } from './dashboard.ts'
+import { eventStream, type Subscribe } from './events.ts'
+import { METRICS_CONTENT_TYPE, metricsText } from './metrics.ts'
+import { openApiDocument } from './openapi.ts'
+import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+
+type Listen = 'addEventListener' | 'removeEventListener'
 
 /** What the API needs of the agent. */
 export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
   audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append'>
-  migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback'>
+  migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback' | Listen>
+  gossip: { view: Pick<MeshView, Listen> }
 }
 
 export interface AppInit {
@@ -38,24 +51,6 @@ export interface AppInit {
   /** Where unexpected errors (500s) are logged. */
   logger?: Logger
 }
-
-const JoinBody = z.strictObject({ addr: z.string().min(1).max(1024) })
-
-const MigrateBody = z.strictObject({
-  container: z.string().min(1).max(256),
-  target: z.string().min(1).max(256),
-  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/, 'a Docker container name').optional(),
-  consistency: z.enum(['freeze', 'stop']).optional(),
-  stopTimeout: z.number().int().min(0).max(3600).optional(),
-  dryRun: z.boolean().optional(),
-  allowBindMounts: z.boolean().optional(),
-  /** Bytes a second: a number, or a rate such as "10M" or "512k". */
-  bwlimit: z.union([z.number().positive(), z.string().max(32)]).optional(),
-  precopy: z.boolean().optional(),
-  async: z.boolean().optional()
-})
-
-const MigrationId = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a migration id (UUID)')
 
 function migrationId (value: string): string {
   const parsed = MigrationId.safeParse(value)
@@ -81,6 +76,51 @@ function parseBody<T> (schema: z.ZodType<T>, value: unknown): T {
   return parsed.data
 }
 
+/**
+ * Mesh changes for `GET /v1/events`: a peer's info when its status or state
+ * changes, its removal when it is forgotten, and every update of this node's
+ * migrations. Keyed by peer and by migration, so only the newest of each waits.
+ */
+function meshEvents (agent: ApiAgent): Subscribe {
+  return (send) => {
+    const view = agent.gossip.view
+    const onStatus = (evt: CustomEvent<StatusChange>): void => {
+      const { peerId, to, record } = evt.detail
+      if (to === 'removed') send(`peer:${peerId}`, 'peer-removed', { peerId })
+      else send(`peer:${peerId}`, 'peer', peerInfo(record))
+    }
+    const onState = (evt: CustomEvent<PeerRecord>): void => { send(`peer:${evt.detail.peerId}`, 'peer', peerInfo(evt.detail)) }
+    const onMigration = (evt: CustomEvent<MigrationRecord>): void => { send(`migration:${evt.detail.id}:${evt.detail.role}`, 'migration', evt.detail) }
+    view.addEventListener('peer:status', onStatus)
+    view.addEventListener('peer:state', onState)
+    agent.migrations.addEventListener('update', onMigration)
+    return () => {
+      view.removeEventListener('peer:status', onStatus)
+      view.removeEventListener('peer:state', onState)
+      agent.migrations.removeEventListener('update', onMigration)
+    }
+  }
+}
+
+/**
+ * One migration's progress for `GET /v1/migrations/:id/events`: the record as
+ * it is, then each update of the same side, ending after a final phase.
+ */
+function migrationEvents (agent: ApiAgent, first: MigrationRecord): Subscribe {
+  return (send, end) => {
+    const emit = (record: MigrationRecord): void => {
+      send('migration', 'migration', record)
+      if (isFinal(record.phase)) end()
+    }
+    const onUpdate = (evt: CustomEvent<MigrationRecord>): void => {
+      if (evt.detail.id === first.id && evt.detail.role === first.role) emit(evt.detail)
+    }
+    agent.migrations.addEventListener('update', onUpdate)
+    emit(first)
+    return () => { agent.migrations.removeEventListener('update', onUpdate) }
+  }
+}
+
 /** Who asked: the user the CLI says it runs as (`x-goto-actor`), else the token holder, `api`. */
 function actorOf (c: Context): string {
   const who = c.req.header('x-goto-actor')
@@ -97,6 +137,13 @@ export function createApp (init: AppInit) {
   const recordActs: MiddlewareHandler = async (c, next) => {
     if (c.req.method !== 'GET') await agent.audit.append('api.request', { actor: actorOf(c), details: { method: c.req.method, path: c.req.path } })
     await next()
+  }
+
+  const knownMigration = async (value: string): Promise<MigrationRecord> => {
+    const id = migrationId(value)
+    const record = await agent.migrations.get(id)
+    if (record == null) throw new ApiError(404, 'GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} on this node`)
+    return record
   }
 
   const v1 = new Hono()
@@ -121,7 +168,7 @@ export function createApp (init: AppInit) {
         if (!Number.isInteger(n) || n < 0 || n > max) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${name}: "${value}" is not a whole number from 0 to ${max}`)
         return n
       }
-      const limit = count('limit', 10_000) ?? 1000
+      const limit = count('limit', LOG_LIMIT_MAX) ?? LOG_LIMIT_DEFAULT
       const offset = count('offset', Number.MAX_SAFE_INTEGER) ?? 0
       const entries = await agent.audit.list({
         since: time('since'),
@@ -139,6 +186,15 @@ export function createApp (init: AppInit) {
       const origins = await agent.audit.verify()
       return c.json({ ok: origins.every(o => o.gaps.length === 0 && o.breaks.length === 0), origins, refused: agent.audit.refusedCount })
     })
+    .get('/openapi.json', (c) => c.json(openApiDocument()))
+    .get('/metrics', async (c) => c.body(await metricsText({
+      info: () => agent.info(),
+      peers: () => agent.peers(),
+      containers: () => agent.containers(),
+      migrations: async () => await agent.migrations.list(),
+      refused: () => agent.audit.refusedCount
+    }), 200, { 'content-type': METRICS_CONTENT_TYPE }))
+    .get('/events', (c) => eventStream(c, meshEvents(agent)))
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted
       setTimeout(() => {
@@ -164,12 +220,8 @@ export function createApp (init: AppInit) {
       return c.json(await agent.migrations.finished(started.id, { signal: c.req.raw.signal }))
     })
     .get('/', async (c) => c.json({ migrations: await agent.migrations.list() }))
-    .get('/:id', async (c) => {
-      const id = migrationId(c.req.param('id'))
-      const record = await agent.migrations.get(id)
-      if (record == null) throw new ApiError(404, 'GOTO_ERR_UNKNOWN_MIGRATION', `no migration ${id} on this node`)
-      return c.json(record)
-    })
+    .get('/:id', async (c) => c.json(await knownMigration(c.req.param('id'))))
+    .get('/:id/events', async (c) => eventStream(c, migrationEvents(agent, await knownMigration(c.req.param('id')))))
     .post('/:id/cancel', async (c) => c.json(await agent.migrations.cancel(migrationId(c.req.param('id')))))
     .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), actorOf(c))))
 
@@ -177,6 +229,7 @@ export function createApp (init: AppInit) {
     .use(requireAllowedHost({ hosts: init.hosts }))
     .use(limitRequests(init.rateLimit))
     .route('/', health)
+    .route('/', dashboard())
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))

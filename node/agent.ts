@@ -21,7 +21,7 @@ import { replication as createReplication } from './audit/replication.ts'
 import { createJournal } from './migration/journal.ts'
 import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
 import type { AgentConfig } from './config.ts'
-import type { PeerStatus } from './mesh/view.ts'
+import type { PeerRecord, PeerStatus } from './mesh/view.ts'
 import type { ContainerRuntime } from './runtime/runtime.ts'
 
 export const VERSION = '0.1.0'
@@ -86,6 +86,22 @@ export interface AgentOptions {
   runtime?: ContainerRuntime
   /** Options of the migration engine (admission policy, retention). */
   migration?: MigrationsInit
+}
+
+/** What the API and the CLI show of a peer in the mesh view. */
+export function peerInfo (p: PeerRecord): PeerInfo {
+  return {
+    peerId: p.peerId,
+    name: p.state.name,
+    status: p.status,
+    state: p.nodeStatus,
+    connected: p.connected,
+    since: new Date(p.since).toISOString(),
+    lastHeard: new Date(p.lastHeard).toISOString(),
+    addrs: p.state.addrs,
+    capacity: p.capacity,
+    containers: p.state.containers.length
+  }
 }
 
 /** The mesh id: a short hash of the swarm key, so meshes never share a topic. */
@@ -238,18 +254,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     },
 
     peers () {
-      return gossip.view.peers().map(p => ({
-        peerId: p.peerId,
-        name: p.state.name,
-        status: p.status,
-        state: p.nodeStatus,
-        connected: p.connected,
-        since: new Date(p.since).toISOString(),
-        lastHeard: new Date(p.lastHeard).toISOString(),
-        addrs: p.state.addrs,
-        capacity: p.capacity,
-        containers: p.state.containers.length
-      })).sort((a, b) => a.name.localeCompare(b.name))
+      return gossip.view.peers().map(peerInfo).sort((a, b) => a.name.localeCompare(b.name))
     },
 
     containers (match) {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Go-To needs on a Debian machine (run as root): Node.js >= 22,
 # a Docker engine, busybox-static (the test hosts' base image), attr (getfattr:
-# a migration's delta reads overlayfs's opaque-directory marks), the validators
-# the deploy tests run (cloud-init, systemd-analyze, vagrant, wg), debootstrap and
-# systemd-nspawn, and the npm dependencies (whose `prepare` step builds dist/).
-# Safe to run again.
+# a migration's delta reads overlayfs's opaque-directory marks), chromium (the
+# dashboard's browser test), the validators the deploy tests run (cloud-init,
+# systemd-analyze, vagrant, wg), debootstrap and systemd-nspawn, and the npm
+# dependencies (whose `prepare` step builds dist/). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ pkgs=()
 command -v dockerd >/dev/null 2>&1 || pkgs+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)
 command -v getfattr >/dev/null 2>&1 || pkgs+=(attr)
+command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
 if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "setup: installing ${pkgs[*]} from Debian"
   apt-get update -qq

@@ -1,7 +1,8 @@
 /**
  * The CLI's client of a local agent's HTTP API. The URL comes from `--api`,
  * `GOTO_API`, the data dir's config, or http://127.0.0.1:7070; the token from
- * `GOTO_TOKEN` or the data dir's api.token.
+ * `GOTO_TOKEN` or the data dir's api.token. `events()` reads a Server-Sent
+ * Events stream with the same token and the same errors.
  */
 import { readConfigFile, DEFAULT_API_HOST, DEFAULT_API_PORT, defaultDataDir, parseHostPort } from '../config.ts'
 import { readToken } from '../data-dir.ts'
@@ -30,10 +31,39 @@ export interface ClientOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** One Server-Sent Event, its data parsed as JSON. */
+export interface ServerEvent {
+  event: string
+  data: unknown
+}
+
 export interface Client {
   readonly url: string
+  /** The API token this client sends. */
+  token(): Promise<string>
   get<T>(path: string): Promise<T>
   post<T>(path: string, body?: unknown): Promise<T>
+  /** The events of a `text/event-stream` route until the agent ends the stream or `signal` aborts. */
+  events(path: string, options?: { signal?: AbortSignal }): AsyncGenerator<ServerEvent>
+}
+
+/** Split a Server-Sent Events text stream into events; comments (keep-alives) and events without data are skipped. */
+async function * parseEvents (text: AsyncIterable<string>): AsyncGenerator<ServerEvent> {
+  let buffer = ''
+  for await (const chunk of text) {
+    buffer += chunk.replaceAll('\r\n', '\n')
+    for (let cut = buffer.indexOf('\n\n'); cut >= 0; cut = buffer.indexOf('\n\n')) {
+      const block = buffer.slice(0, cut)
+      buffer = buffer.slice(cut + 2)
+      let event = 'message'
+      const data: string[] = []
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) event = line.slice(6).trim()
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''))
+      }
+      if (data.length > 0) yield { event, data: JSON.parse(data.join('\n')) }
+    }
+  }
 }
 
 export async function resolveApiUrl (options: ClientOptions): Promise<string> {
@@ -55,27 +85,36 @@ export async function createClient (options: ClientOptions = {}): Promise<Client
     token ??= await readToken(options.dataDir ?? defaultDataDir(env))
     return token
   }
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  const request = async (method: string, path: string, init: { body?: unknown, accept?: string, signal?: AbortSignal }): Promise<Response> => {
     const headers: Record<string, string> = { authorization: `Bearer ${await getToken()}`, 'x-goto-actor': actor }
-    if (body !== undefined) headers['content-type'] = 'application/json'
+    if (init.body !== undefined) headers['content-type'] = 'application/json'
+    if (init.accept != null) headers.accept = init.accept
     let res: Response
     try {
-      res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
+      res = await fetch(url + path, { method, headers, body: init.body === undefined ? undefined : JSON.stringify(init.body), signal: init.signal })
     } catch (err: any) {
       const cause = err?.cause?.code ?? err?.cause?.message ?? err?.message
       throw new AgentUnreachableError(`no agent answers at ${url} (${String(cause)}); is "goto-node start" running, and is --api right?`)
     }
+    if (res.ok) return res
     const text = await res.text()
     let json: any
-    try { json = text === '' ? {} : JSON.parse(text) } catch { json = { detail: text } }
-    if (!res.ok) {
-      throw new ApiCallError(res.status, typeof json.code === 'string' ? json.code : `HTTP_${res.status}`, typeof json.detail === 'string' ? json.detail : res.statusText)
-    }
-    return json as T
+    try { json = JSON.parse(text) } catch { json = { detail: text } }
+    throw new ApiCallError(res.status, typeof json?.code === 'string' ? json.code : `HTTP_${res.status}`, typeof json?.detail === 'string' ? json.detail : res.statusText)
+  }
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const text = await (await request(method, path, { body, signal: AbortSignal.timeout(30_000) })).text()
+    return (text === '' ? {} : JSON.parse(text)) as T
   }
   return {
     url,
+    token: getToken,
     get: async (path) => await call('GET', path),
-    post: async (path, body) => await call('POST', path, body ?? {})
+    post: async (path, body) => await call('POST', path, body ?? {}),
+    async * events (path, options = {}) {
+      const res = await request('GET', path, { accept: 'text/event-stream', signal: options.signal })
+      if (res.body == null) return
+      yield * parseEvents(res.body.pipeThrough(new TextDecoderStream()))
+    }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * `goto-node`: the agent's command line. `init` and `start` act on this host;
- * the other commands talk to the local agent's HTTP API.
+ * the other commands talk to the local agent's HTTP API. `go-to` (go-to.ts)
+ * runs a few of the same commands under the original design's names.
  *
  * Exit codes: 0 done, 1 failed, 2 usage error.
  */
@@ -10,19 +11,20 @@ import { createApp } from '../../api/app.ts'
 import { checkApiBind, isLoopbackHost } from '../../api/host-check.ts'
 import { createAgent, VERSION, type MeshContainer, type NodeInfo, type PeerInfo } from '../agent.ts'
 import type { MigrationRecord } from '../migration/journal.ts'
+import { isFinal } from '../../protocols/migrate/index.ts'
 import type { AuditEntry, OriginReport } from '../audit/log.ts'
 import { resolveConfig, defaultDataDir, type ConfigFlags } from '../config.ts'
 import { initDataDir, loadSecrets } from '../data-dir.ts'
 import { parseMultiaddr } from '../mesh/gossip.ts'
 import { createLogger, errorMessage } from '../logger.ts'
-import { createClient } from './client.ts'
+import { createClient, type Client } from './client.ts'
 import { ago, bytes, table } from './output.ts'
 import { parseRate } from '../chunks/bandwidth.ts'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | undefined>
 
-interface Command {
+export interface Command {
   summary: string
   usage: string
   details?: string
@@ -34,6 +36,16 @@ interface Command {
 
 class UsageError extends Error {
   override name = 'UsageError'
+}
+
+/** The command ran and the outcome is a failure: one line with the code, exit 1. */
+class CommandFailed extends Error {
+  override name = 'CommandFailed'
+  readonly code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.code = code
+  }
 }
 
 const print = (text: string): void => { process.stdout.write(text + '\n') }
@@ -53,7 +65,8 @@ async function client (values: Values): ReturnType<typeof createClient> {
   return await createClient({ api: str(values.api), dataDir: str(values['data-dir']) })
 }
 
-const commands: Record<string, Command> = {
+/** Every command of goto-node, by name. */
+export const commands: Record<string, Command> = {
   init: {
     summary: 'create a data dir: identity, API token, config, and a swarm key unless one is given',
     usage: 'goto-node init [--data-dir DIR] [--swarm-key FILE] [--name NAME] [--listen MULTIADDR]... [--api HOST:PORT] [--docker-host URL] [--bootstrap MULTIADDR]...',
@@ -271,15 +284,62 @@ const commands: Record<string, Command> = {
   }
 }
 
-function progressLine (r: MigrationRecord, startedAt: number): string {
+/** A migration's progress on one line: phase, bar, percent of the bytes, rate and time left while it runs. */
+function progressLine (r: MigrationRecord): string {
   const total = Math.max(r.bytes.total, r.bytes.moved, 1)
   const pct = r.phase === 'activated' ? 100 : Math.min(99, Math.floor(r.bytes.moved / total * 100))
   const width = 24
   const filled = Math.round(pct / 100 * width)
-  const elapsed = Math.max(0.001, (Date.now() - startedAt) / 1000)
-  const rate = r.bytes.moved / elapsed
-  const eta = rate > 0 && pct < 100 ? `${Math.ceil((total - r.bytes.moved) / rate)}s` : '-'
-  return `${r.phase.padEnd(12)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  ${bytes(r.bytes.moved)}/${bytes(total)}  ${bytes(rate)}/s  eta ${eta}`
+  const line = `${r.phase.padEnd(12)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(pct).padStart(3)}%  ${bytes(r.bytes.moved)}/${bytes(total)}`
+  if (isFinal(r.phase)) return line
+  const rate = r.bytes.moved / Math.max(0.001, (Date.now() - Date.parse(r.createdAt)) / 1000)
+  const eta = rate > 0 ? `${Math.ceil((total - r.bytes.moved) / rate)}s` : '-'
+  return `${line}  ${bytes(rate)}/s  eta ${eta}`
+}
+
+const FOLLOW_RETRIES = 5
+
+/**
+ * Follow a migration through its events stream until a final phase, calling
+ * `onRecord` with each record. A stream cut before the end (the agent
+ * restarting, say) is opened again, a few times.
+ */
+async function follow (c: Client, id: string, onRecord: (r: MigrationRecord) => void): Promise<MigrationRecord> {
+  let last: MigrationRecord | undefined
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for await (const { event, data } of c.events(`/v1/migrations/${encodeURIComponent(id)}/events`)) {
+        if (event !== 'migration') continue
+        last = data as MigrationRecord
+        onRecord(last)
+      }
+    } catch (err: any) {
+      if (typeof err?.code === 'string' && err.code.startsWith('GOTO_ERR')) throw err
+    }
+    if (last != null && isFinal(last.phase)) return last
+    if (attempt >= FOLLOW_RETRIES) throw new CommandFailed('GOTO_ERR_AGENT_UNREACHABLE', `lost the events of migration ${id}; "goto-node watch ${id}" follows it again`)
+    await new Promise(resolve => setTimeout(resolve, 500))
+  }
+}
+
+/**
+ * Show a migration's progress on `out`: redrawn in place on a terminal, else
+ * one line per phase; with `json`, every record as one line of JSON.
+ */
+function progressPrinter (out: NodeJS.WriteStream, json: boolean): { update: (r: MigrationRecord) => void, done: () => void } {
+  const tty = out.isTTY === true && !json
+  let lastPhase = ''
+  return {
+    update (r) {
+      if (json) out.write(JSON.stringify(r) + '\n')
+      else if (tty) out.write(`\r${progressLine(r)}\x1b[K`)
+      else if (r.phase !== lastPhase) out.write(progressLine(r) + '\n')
+      lastPhase = r.phase
+    },
+    done () {
+      if (tty) out.write('\n')
+    }
+  }
 }
 
 function migrationSummary (r: MigrationRecord): string {
@@ -316,14 +376,15 @@ Object.assign(commands, {
   --consistency stop      stop it gracefully first: application-consistent, right for databases
   --stop-timeout SECONDS  how long a graceful stop may take (default 10)
   --dry-run               plan, offer and admission only: what would cross, or why the target refuses
-  --async                 print the migration id and return at once
+  --async                 print the migration id and return at once (go-to: -async); "goto-node watch <id>" follows it
   --allow-bind-mounts     move a container that bind-mounts host paths (the same paths must exist on the target)
   --bwlimit RATE          bytes a second for this migration's chunks, e.g. 10M, 512k, 1.5MiB (the node's
                           own limit, GOTO_BWLIMIT or migration.bwlimit in config.json, applies as well)
   --no-precopy            skip the round that sends the bulk while the container still runs (less data
                           crosses in all, but the container is frozen for the whole transfer)
   --json                  print the final record as JSON
-  Exit 0 only once the container runs on the target.
+  Without --async, a progress bar on stderr (a line per phase when stderr is not a terminal), fed by
+  the migration's events stream. Exit 0 only once the container runs on the target.
 ${CLIENT_HELP}`,
     options: {
       ...clientOptions,
@@ -368,26 +429,16 @@ ${CLIENT_HELP}`,
         print(values.json === true ? JSON.stringify(started, null, 2) : started.id)
         return 0
       }
-      const t0 = Date.now()
-      const tty = process.stderr.isTTY === true
-      let record = started
-      let lastPhase = ''
-      while (!['activated', 'aborted', 'rolled-back', 'dry-run'].includes(record.phase)) {
-        await new Promise(resolve => setTimeout(resolve, 200))
-        record = await c.get<MigrationRecord>(`/v1/migrations/${started.id}`)
-        if (tty) process.stderr.write(`\r${progressLine(record, t0)}`)
-        else if (record.phase !== lastPhase) process.stderr.write(progressLine(record, t0) + '\n')
-        lastPhase = record.phase
-      }
-      if (tty) process.stderr.write(`\r${progressLine(record, t0)}\n`)
+      const progress = progressPrinter(process.stderr, false)
+      const record = await follow(c, started.id, progress.update)
+      progress.done()
       if (values.json === true) print(JSON.stringify(record, null, 2))
       if (record.phase === 'dry-run') {
         if (values.json !== true) print(`dry run: ${record.targetNode} admits ${record.container}; about ${bytes(record.bytes.total)} would cross (migration ${record.id})`)
         return 0
       }
       if (record.phase !== 'activated') {
-        process.stderr.write(`goto-node migrate: ${record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'}: ${record.error?.message ?? record.phase} (migration ${record.id}; ${record.container} runs here as before)\n`)
-        return 1
+        throw new CommandFailed(record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED', `${record.error?.message ?? record.phase} (migration ${record.id}; ${record.container} runs here as before)`)
       }
       if (values.json !== true) {
         print(`migrated ${record.container} to ${record.targetNode} as ${record.name}`)
@@ -398,10 +449,7 @@ ${CLIENT_HELP}`,
         else print(`  moved      ${bytes(record.bytes.moved)}`)
         print(`  rollback   goto-node rollback ${record.id}`)
       }
-      if (record.error != null) {
-        process.stderr.write(`goto-node migrate: ${record.error.code}: ${record.error.message}\n`)
-        return 1
-      }
+      if (record.error != null) throw new CommandFailed(record.error.code, record.error.message)
       return 0
     }
   },
@@ -458,6 +506,41 @@ ${CLIENT_HELP}`,
     async run (values: Values, [id]: string[]) {
       const record = await (await client(values)).post<MigrationRecord>(`/v1/migrations/${encodeURIComponent(id ?? '')}/rollback`)
       print(values.json === true ? JSON.stringify(record, null, 2) : `rolled back: ${record.container} runs again on ${record.sourceNode} (migration ${record.id})`)
+      return 0
+    }
+  },
+
+  watch: {
+    summary: 'follow one migration live, from its events stream, until it ends',
+    usage: 'goto-node watch <migration id> [--json] [--api URL] [--data-dir DIR]',
+    details: `  Prints its phase and a progress bar (redrawn in place on a terminal, else a line per phase);
+  with --json, every record as one line of JSON. Exit 0 when it ends activated, rolled back or as a
+  dry run, 1 when it ends aborted.
+${CLIENT_HELP}`,
+    options: { ...clientOptions, ...jsonOption },
+    positionals: [1, 1],
+    async run (values: Values, [id]: string[]) {
+      const progress = progressPrinter(process.stdout, values.json === true)
+      const record = await follow(await client(values), id ?? '', progress.update)
+      progress.done()
+      if (record.phase === 'aborted') throw new CommandFailed(record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED', `${record.error?.message ?? 'aborted'} (migration ${record.id})`)
+      return 0
+    }
+  },
+
+  dashboard: {
+    summary: 'print the link that opens this agent\'s dashboard, signed in',
+    usage: 'goto-node dashboard [--api URL] [--data-dir DIR]',
+    details: `  The token travels in the link's #fragment, which a browser never sends to a server, so it lands in
+  no server or proxy log; the page keeps it for the tab's session and drops it from the address bar.
+  The link signs in as this host's API token: keep it to yourself.
+${CLIENT_HELP}`,
+    options: clientOptions,
+    positionals: [0, 0],
+    async run (values: Values) {
+      const c = await client(values)
+      const info = await c.get<NodeInfo>('/v1/node')
+      print(`dashboard of ${info.name}: ${c.url}/ui/#token=${encodeURIComponent(await c.token())}`)
       return 0
     }
   },
@@ -553,17 +636,30 @@ ${CLIENT_HELP}`,
   }
 } satisfies Record<string, Command>)
 
-function helpText (): string {
-  const names = Object.keys(commands)
-  const width = Math.max(...names.map(n => n.length))
-  return `goto-node ${VERSION}: move running containers between hosts and clouds over a private mesh
+/** A command line: its name, what it is, and its commands. */
+export interface Program {
+  name: string
+  about: string
+  commands: Record<string, Command>
+}
 
-usage: goto-node <command> [options]
+const GOTO_NODE: Program = {
+  name: 'goto-node',
+  about: 'move running containers between hosts and clouds over a private mesh',
+  commands
+}
+
+function helpText (program: Program): string {
+  const names = Object.keys(program.commands)
+  const width = Math.max(...names.map(n => n.length))
+  return `${program.name} ${VERSION}: ${program.about}
+
+usage: ${program.name} <command> [options]
 
 commands:
-${names.map(n => `  ${n.padEnd(width)}  ${commands[n]?.summary ?? ''}`).join('\n')}
+${names.map(n => `  ${n.padEnd(width)}  ${program.commands[n]?.summary ?? ''}`).join('\n')}
 
-"goto-node <command> --help" tells more. Exit codes: 0 done, 1 failed, 2 usage error.`
+"${program.name} <command> --help" tells more. Exit codes: 0 done, 1 failed, 2 usage error.`
 }
 
 function commandHelp (name: string, command: Command): string {
@@ -571,11 +667,17 @@ function commandHelp (name: string, command: Command): string {
 }
 
 export async function main (argv: string[]): Promise<number> {
+  return await runProgram(GOTO_NODE, argv)
+}
+
+/** Run one command of `program` with these arguments; resolves to the exit code. */
+export async function runProgram (program: Program, argv: string[]): Promise<number> {
+  const { commands } = program
   const [name, ...rest] = argv
   if (name == null || name === 'help' || name === '--help' || name === '-h') {
     const topic = name === 'help' ? rest[0] : undefined
     const command = topic != null ? commands[topic] : undefined
-    print(command != null && topic != null ? commandHelp(topic, command) : helpText())
+    print(command != null && topic != null ? commandHelp(topic, command) : helpText(program))
     return 0
   }
   if (name === '--version' || name === 'version') {
@@ -584,7 +686,7 @@ export async function main (argv: string[]): Promise<number> {
   }
   const command = commands[name]
   if (command == null) {
-    process.stderr.write(`goto-node: unknown command "${name}"\n\n${helpText()}\n`)
+    process.stderr.write(`${program.name}: unknown command "${name}"\n\n${helpText(program)}\n`)
     return 2
   }
   try {
@@ -604,11 +706,11 @@ export async function main (argv: string[]): Promise<number> {
     return await command.run(parsed.values as Values, parsed.positionals)
   } catch (err: any) {
     if (err instanceof UsageError) {
-      process.stderr.write(`goto-node ${name}: ${err.message}\nusage: ${command.usage}\n`)
+      process.stderr.write(`${program.name} ${name}: ${err.message}\nusage: ${command.usage}\n`)
       return 2
     }
     const code = typeof err?.code === 'string' && err.code.startsWith('GOTO_ERR') ? `${err.code}: ` : ''
-    process.stderr.write(`goto-node ${name}: ${code}${err?.message ?? String(err)}\n`)
+    process.stderr.write(`${program.name} ${name}: ${code}${err?.message ?? String(err)}\n`)
     if (process.env.GOTO_DEBUG === '1' && err?.stack != null) process.stderr.write(err.stack + '\n')
     return 1
   }

@@ -15,7 +15,7 @@ export function bytes (n: number): string {
     value /= 1024
     unit++
   }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`
+  return `${unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`
 }
 
 export function ago (iso: string, now = Date.now()): string {

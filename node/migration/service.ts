@@ -138,6 +138,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #timer: NodeJS.Timeout | undefined
   #resolving = false
   #prunedAt = 0
+  /** The records of sessions this node receives now, by migration. */
+  readonly #receiving = new Map<string, MigrationRecord>()
   /** Progress writes in flight, by record. */
   readonly #writing = new Map<string, Promise<void>>()
   #shutdown = new AbortController()
@@ -532,7 +534,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         serving.stats.chunks++
         serving.stats.bytes += size
         roundBytes += size
-        record.bytes.moved = Math.min(record.bytes.total, roundBytes)
+        // never backwards: after a pre-copy the final round only adds what changed
+        record.bytes.moved = Math.min(record.bytes.total, Math.max(record.bytes.moved, roundBytes))
         if (Date.now() - lastProgress >= 250) {
           lastProgress = Date.now()
           this.#progress(record)
@@ -700,12 +703,16 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       this.#log.warn('migration stream failed', { peer: remote, id: record?.id, error: errorMessage(err) })
       s.abort(err as Error)
     } finally {
-      if (record != null) this.#active.delete(record.id)
+      if (record != null) {
+        this.#active.delete(record.id)
+        this.#receiving.delete(record.id)
+      }
     }
   }
 
   async #known (s: Session, id: string, remote: string, role: 'source' | 'target'): Promise<MigrationRecord | undefined> {
-    const mine = await this.#c.journal.get(id, role)
+    // a session still receiving holds the live record: act on that one, never on an older copy
+    const mine = (role === 'target' ? this.#receiving.get(id) : undefined) ?? await this.#c.journal.get(id, role)
     if (mine == null || (role === 'target' ? mine.source : mine.target) !== remote) {
       await s.send({ type: 'error', id, code: 'UNKNOWN_MIGRATION', reason: `no migration ${id} with this peer` })
       await s.close()
@@ -771,6 +778,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       createdVolumes: []
     }
     this.#active.set(record.id, new AbortController())
+    this.#receiving.set(record.id, record)
     await this.#c.journal.put(record)
     await this.#c.audit.append('migration.admitted', { migration: record.id, details: { role: 'target', source: remote, container: record.name } })
     this.#log.info('migration phase', { id: record.id, role: 'target', phase: 'admitted' })

@@ -73,6 +73,10 @@ export function recipeDigest (chunks: ChunkRef[]): string {
   return h.digest('hex')
 }
 
+/** Chunks a source reads ahead of the one it sends, per stream; and a target stores at once, per stream. */
+const READ_AHEAD = 6
+const STORES_IN_FLIGHT = 4
+
 /** Stop a chunk reader whose peer sends nothing for this long. */
 const IDLE_MS = 120_000
 
@@ -126,11 +130,18 @@ export class ChunkServer {
         }
         const serving = this.#serving.get(request.id)
         if (serving == null || serving.peer !== remote) throw new Error(`no migration ${request.id} is moving to ${remote}`)
-        // read the request's chunks at once (the disk works in parallel), send them in order
-        const reads = request.hashes.map(hash => serving.hashes.has(hash) ? this.#store.get(hash) : undefined)
-        for (const r of reads) r?.catch(() => {})
+        // read a few chunks ahead (the disk works in parallel), send them in order
+        const reads: Array<Promise<Buffer> | undefined> = []
+        const readAhead = (i: number): void => {
+          const hash = request.hashes[i]
+          if (hash == null || reads[i] !== undefined || !serving.hashes.has(hash)) return
+          reads[i] = this.#store.get(hash)
+          reads[i]!.catch(() => {})
+        }
         for (const [i, hash] of request.hashes.entries()) {
+          for (let k = i; k < i + READ_AHEAD; k++) readAhead(k)
           const read = reads[i]
+          reads[i] = undefined
           if (read == null) {
             await lp.write(encodeFrame({ tag: TAG_ABSENT, hash, body: new Uint8Array(0) }))
             continue
@@ -237,7 +248,7 @@ export function assemble (store: ChunkStore, chunks: ChunkRef[], expect: { bytes
     const digest = whole.digest('hex')
     if (bytes !== expect.bytes || digest !== expect.sha256) throw new BadChunkError(`the rebuilt stream has ${bytes} bytes hashing ${digest}, the manifest says ${expect.bytes} hashing ${expect.sha256}`)
   }
-  return Readable.from(read(), { objectMode: false, highWaterMark: 1024 * 1024 })
+  return Readable.from(read(), { objectMode: false, highWaterMark: 256 * 1024 })
 }
 
 // ─────────────────────────────── target ───────────────────────────────
@@ -395,7 +406,7 @@ export class Fetcher {
             // the frame is a view on a buffer of its own (each read from the network is a new one): no copy
             const body = frame.tag === TAG_ZSTD ? await decompress(frame.body, { maxOutputLength: MAX_CHUNK_BYTES }) : frame.body
             stores.push(this.#store(ref, body, done))
-            if (stores.length >= 8) await stores.shift()
+            if (stores.length >= STORES_IN_FLIGHT) await stores.shift()
           }
           await Promise.all(stores)
           if (this.#failed != null) return

@@ -99,7 +99,7 @@ export function assembleLive (store: ChunkStore, blob: IncomingBlob, whenStored:
     const digest = whole.digest('hex')
     if (bytes !== end.bytes || digest !== end.sha256) throw new BadChunkError(`${blob.name} rebuilt has ${bytes} bytes hashing ${digest}, the source sent ${end.bytes} hashing ${end.sha256}`)
   }
-  return Readable.from(read(), { objectMode: false, highWaterMark: 1024 * 1024 })
+  return Readable.from(read(), { objectMode: false, highWaterMark: 256 * 1024 })
 }
 
 export interface UnpackerInit {

@@ -53,11 +53,12 @@ export interface Delta {
 }
 
 /**
- * Filesystems stamp times from a coarse clock (a tick behind the real
- * time): a change made just after the moment may carry a time just before
- * it. Anything changed this long before the moment ships too; more is safe.
+ * Filesystems stamp times from a coarse clock (the kernel's tick, 4–10 ms
+ * behind the real time): a change made just after the moment may carry a
+ * time just before it. Anything changed this long before the moment ships
+ * too; more is safe, only larger.
  */
-const CLOCK_SLACK_MS = 1000
+const CLOCK_SLACK_MS = 200
 
 /** The delta of `root` since `sinceMs` (ms since the epoch), against the listing taken then. */
 export async function deltaSince (root: string, sinceMs: number, before: Listing, options: { overlay: boolean }): Promise<Delta> {

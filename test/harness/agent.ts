@@ -19,6 +19,8 @@ export const BIN = join(REPO, 'bin', 'goto-node.js')
  * run the build, as hosts do (type stripping costs some 30 MB of its own).
  */
 export const ENTRY = process.env.GOTO_HARNESS_ENTRY === 'dist' ? BIN : join(REPO, 'node', 'cli', 'index.ts')
+/** The `go-to` command's entry in the sources. */
+export const GO_TO_ENTRY = join(REPO, 'node', 'cli', 'go-to-index.ts')
 
 export interface CliResult {
   code: number
@@ -26,10 +28,10 @@ export interface CliResult {
   stderr: string
 }
 
-/** Run the CLI as a user would; never throws on a non-zero exit. */
-export async function cli (args: string[], options: { env?: NodeJS.ProcessEnv, timeout?: number } = {}): Promise<CliResult> {
+/** Run the CLI (goto-node, or the `entry` given) as a user would; never throws on a non-zero exit. */
+export async function cli (args: string[], options: { env?: NodeJS.ProcessEnv, timeout?: number, entry?: string } = {}): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [ENTRY, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [options.entry ?? ENTRY, ...args], {
       env: { ...process.env, ...options.env },
       timeout: options.timeout ?? 60_000
     })

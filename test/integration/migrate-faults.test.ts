@@ -94,6 +94,13 @@ describe('faults at every phase keep the invariants', { timeout: 1_200_000 }, ()
 
       try {
         await migrateThroughFault(name, faulty)
+      } catch (err) {
+        // what each agent said about it, for the run's log
+        for (const agent of cluster.agents) {
+          const lines = agent.log().split('\n').filter(l => /migration|chunk|commit|activat|error|warn/i.test(l)).slice(-25)
+          process.stderr.write(`--- ${agent.name}\n${lines.join('\n')}\n`)
+        }
+        throw err
       } finally {
         watching = false
         await watcher

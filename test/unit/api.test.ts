@@ -1,50 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { createApp, type ApiAgent } from '../../api/app.ts'
-import { compilePattern } from '../../node/agent.ts'
-import { DialError } from '../../node/errors.ts'
-import { MigrationError } from '../../node/migration/service.ts'
-import { parseMultiaddr } from '../../node/mesh/gossip.ts'
-
-const TOKEN = 'test-token-0123456789abcdef'
-const record = { id: '01a21b22-3118-716a-9b46-1f1b69f76a64', phase: 'planned', container: 'web-1' } as any
-const capacity = { cpus: 2, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, diskFree: 1 }
-
-function stubAgent (): ApiAgent & { joined: string[], left: number } {
-  const stub = {
-    joined: [] as string[],
-    acts: [] as string[],
-    left: 0,
-    peerId: '12D3KooWStub',
-    info: () => ({ peerId: '12D3KooWStub', name: 'stub', version: '0', state: 'active' as const, addrs: [], runtime: 'none', capacity, containers: 0, startedAt: new Date(0).toISOString(), meshId: 'm' }),
-    peers: () => [],
-    containers: (match?: string) => {
-      const pattern = compilePattern(match)
-      return [{ id: 'a'.repeat(64), name: 'web-1', image: 'busybox', state: 'running' as const, created: 0, sizeRw: 0, sizeRootFs: 0, labels: {}, volumes: [], movable: true, node: 'stub', peerId: '12D3KooWStub' }]
-        .filter(c => pattern == null || pattern.test(c.name))
-    },
-    join: async (addr: string) => {
-      parseMultiaddr(addr)
-      if (addr.includes('/tcp/9/')) throw new DialError('cannot join through it')
-      stub.joined.push(addr)
-      return { peerId: '12D3KooWOther' }
-    },
-    leave: async () => { stub.left++ },
-    audit: { list: async () => [], verify: async () => [], refusedCount: 0, append: async (kind: string) => { stub.acts.push(kind); return {} as any } },
-    migrations: {
-      begin: async (req: { container: string }) => {
-        if (req.container !== 'web-1') throw new MigrationError('GOTO_ERR_UNKNOWN_CONTAINER', `no container "${req.container}" on this node`)
-        return record
-      },
-      finished: async () => ({ ...record, phase: 'activated' }),
-      list: async () => [record],
-      get: async (id: string) => id === record.id ? record : undefined,
-      cancel: async () => { throw new Error('not in this test') },
-      rollback: async () => { throw new Error('not in this test') }
-    }
-  }
-  return stub
-}
+import { createApp } from '../../api/app.ts'
+import { record, stubAgent, TOKEN } from './stub-agent.ts'
 
 const auth = { authorization: `Bearer ${TOKEN}` }
 const json = async (res: Response): Promise<any> => await res.json()
