@@ -952,7 +952,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     } catch (err) {
       const code = (err as { code?: string }).code
       const wire = (typeof code === 'string' && code.startsWith('GOTO_ERR_') ? code.slice(9) : 'INTERNAL') as RefusalCode
-      await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
+      await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'BAD_ARCHIVE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
       s.abort(err as Error)
       fetcher.close(err as Error)
       await unpacker.abandon(err as Error)

@@ -34,6 +34,8 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
     // created, not started: this sandbox cannot run privileged containers, and the policy reads the config alone
     await e0.docker(['create', '--network', 'none', '--name', 'root-app', '--privileged', BASE_IMAGE, 'sleep', '100000'])
     await e0.docker(['run', '-d', '--network', 'none', '--name', 'binder', '-v', `${cluster.root}:/host-root:ro`, BASE_IMAGE, 'sleep', '100000'])
+    // a volume holding a symlink to the host's root, as a CVE-2018-15664 archive would
+    await e0.docker(['run', '-d', '--network', 'none', '--name', 'linker', '-v', 'linkdata:/data', BASE_IMAGE, 'sh', '-c', 'echo x > /data/file && ln -s / /data/root && exec sleep 100000'])
     await until(async () => (await e0.docker(['exec', 'big', 'stat', '-c', '%s', '/data/zeros'])) === '100000000', 30_000, 'the big volume')
     raw = await startRawPeer(cluster.agents[1]!, cluster.ip(7))
   })
@@ -43,14 +45,14 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
   })
 
   async function assertUntouched (): Promise<void> {
-    for (const [name, status] of [['app', 'running'], ['big', 'running'], ['root-app', 'created'], ['binder', 'running']]) {
+    for (const [name, status] of [['app', 'running'], ['big', 'running'], ['root-app', 'created'], ['binder', 'running'], ['linker', 'running']]) {
       assert.equal(JSON.parse(await cluster.engines[0]!.docker(['inspect', name!]))[0].State.Status, status, name)
     }
     for (const i of [1, 2]) {
       const e = cluster.engines[i]!
       const names = (await e.docker(['ps', '-a', '--format', '{{.Names}}'])).split('\n').filter(Boolean)
-      assert.ok(!names.some(n => ['app', 'big', 'root-app', 'binder'].includes(n)), `engine ${i} has ${names.join(',')}`)
-      assert.doesNotMatch(await e.docker(['volume', 'ls', '-q']), /bigdata/)
+      assert.ok(!names.some(n => ['app', 'big', 'root-app', 'binder', 'linker'].includes(n) || n.startsWith('goto-fill')), `engine ${i} has ${names.join(',')}`)
+      assert.doesNotMatch(await e.docker(['volume', 'ls', '-q']), /bigdata|linkdata/)
       assert.doesNotMatch(await e.docker(['images', '--format', '{{.Repository}}']), /goto-migrate/)
     }
   }
@@ -90,6 +92,11 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
   it('a bind mount of a host path: refused by the source unless asked, then by the target\'s policy', async () => {
     await refused(['-s', 'binder', 'host1'], 'GOTO_ERR_HOST_PATH: "binder" bind-mounts host paths .* pass --allow-bind-mounts')
     await refused(['-s', 'binder', '--allow-bind-mounts', 'host1'], 'GOTO_ERR_HOST_PATH: the container bind-mounts the host path')
+  })
+
+  it('a volume whose archive leaves the volume: refused by the target\'s archive check, and nothing of it stays', async () => {
+    await until(async () => (await cluster.engines[0]!.docker(['exec', 'linker', 'ls', '/data'])).includes('root'), 10_000, 'the symlink')
+    await refused(['-s', 'linker', 'host1'], 'GOTO_ERR_BAD_ARCHIVE: .*data/root: a symlink to /, outside the volume /data')
   })
 
   it('unknown container, unknown target', async () => {
