@@ -195,9 +195,22 @@ async function copyEntry (out: Pack, header: PackHeader, body: AsyncIterable<Uin
   })
   done.catch(() => {}) // a body that breaks first is the error reported; the sink's own follows it
   for await (const chunk of body) {
-    if (!sink.write(chunk)) await new Promise<void>(resolve => { sink.once('drain', () => { resolve() }); sink.once('close', () => { resolve() }) })
+    if (!sink.write(chunk)) await drained(sink)
     if (sink.destroyed) throw new Error('the checked archive was closed')
   }
   sink.end(undefined)
   await done
+}
+
+/** Resolves when the sink takes more, or closes; leaves no listener behind. */
+async function drained (sink: ReturnType<Pack['entry']>): Promise<void> {
+  await new Promise<void>(resolve => {
+    const done = (): void => {
+      sink.off('drain', done)
+      sink.off('close', done)
+      resolve()
+    }
+    sink.on('drain', done)
+    sink.on('close', done)
+  })
 }
