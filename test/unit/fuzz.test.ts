@@ -152,6 +152,34 @@ describe('archive checker on generated archives', () => {
     }), { numRuns: 150 })
   })
 
+  it('passes a safe archive through whole: the same names, types, modes, link targets and contents', async () => {
+    const safeName = fc.array(fc.constantFrom('a', 'b', 'c\u00e9', 'deep', 'x.txt'), { minLength: 1, maxLength: 3 }).map(parts => `data/${parts.join('/')}`)
+    const files = fc.uniqueArray(fc.record({ name: safeName, body: fc.string({ maxLength: 3000 }), mode: fc.constantFrom(0o600, 0o644, 0o755) }), { selector: f => f.name, maxLength: 8 })
+      // a name may not also be another's directory
+      .map(list => list.filter(f => !list.some(g => g.name.startsWith(`${f.name}/`))))
+    await fc.assert(fc.asyncProperty(files, async list => {
+      const entries: Entry[] = [{ name: 'data/', type: 'directory', mode: 0o755 }]
+      for (const f of list) entries.push({ name: f.name, type: 'file', mode: f.mode })
+      if (list.length > 0) entries.push({ name: 'data/link', type: 'symlink', linkname: `/${list[0]!.name}` })
+      const p = pack()
+      for (const e of entries) p.entry(e, e.type === 'file' ? list.find(f => f.name === e.name)!.body : '')
+      p.finalize()
+      const parts: Buffer[] = []
+      for await (const chunk of p) parts.push(chunk as Buffer)
+      const out: Array<{ name: string, type: string, mode: number, linkname: string | null, body: string }> = []
+      const tar = extract()
+      checkArchive(Readable.from([Buffer.concat(parts)]), { mount: '/data' }).pipe(tar as unknown as NodeJS.WritableStream)
+      for await (const e of tar) {
+        const chunks: Buffer[] = []
+        for await (const c of e) chunks.push(c as Buffer)
+        out.push({ name: e.header.name, type: e.header.type ?? '', mode: e.header.mode ?? 0, linkname: e.header.linkname ?? null, body: Buffer.concat(chunks).toString() })
+      }
+      assert.deepEqual(out, entries.map(e => ({
+        name: e.name, type: e.type, mode: e.mode ?? 0o644, linkname: e.linkname ?? null, body: e.type === 'file' ? list.find(f => f.name === e.name)!.body : ''
+      })))
+    }), { numRuns: 60 })
+  })
+
   it('refuses only with ArchiveRefusedError on bytes that are no tar, or a tar cut anywhere', async () => {
     const good = await tarOf([{ name: 'data/', type: 'directory' }, { name: 'data/a', type: 'file' }])
     await fc.assert(fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.nat({ max: good.length - 1 }).map(n => good.subarray(0, n))), async bytes => {
