@@ -15,6 +15,8 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono'
 import type { z } from 'zod'
 import { parseRate } from '../node/chunks/bandwidth.ts'
 import { requireToken } from './auth.ts'
+import { requireAllowedHost } from './host-check.ts'
+import { limitRequests } from './rate-limit.ts'
 import { parseTime } from '../node/audit/time.ts'
 import { ApiError, problem, toProblem } from './problem.ts'
 import { peerInfo, type Agent } from '../node/agent.ts'
@@ -42,6 +44,10 @@ export interface AppInit {
   token: string
   /** Called after a leave was accepted and answered, to stop the process. */
   onLeave?: () => void
+  /** Names accepted in `Host` besides the loopback ones (DNS rebinding). @default [] */
+  hosts?: string[]
+  /** Requests a second and at once, for the whole API. @default API_RATE (50/s, 100) */
+  rateLimit?: { rate: number, burst: number }
   /** Where unexpected errors (500s) are logged. */
   logger?: Logger
 }
@@ -220,6 +226,8 @@ export function createApp (init: AppInit) {
     .post('/:id/rollback', async (c) => c.json(await agent.migrations.rollback(migrationId(c.req.param('id')), actorOf(c))))
 
   const app = new Hono()
+    .use(requireAllowedHost({ hosts: init.hosts }))
+    .use(limitRequests(init.rateLimit))
     .route('/', health)
     .route('/', dashboard())
     .route('/v1/migrations', migrations)

@@ -49,6 +49,10 @@ export interface AgentConfig {
   announce: string[]
   /** Where the HTTP API binds. @default 127.0.0.1:7070 */
   api: { host: string, port: number }
+  /** Let the API bind beyond loopback (it serves plain HTTP). @default false */
+  apiAllowRemote?: boolean
+  /** Names accepted in the API's `Host` header besides the loopback ones. @default [] */
+  apiHosts?: string[]
   /** `unix:///path`, `tcp://host:port`, or `none` for a member that runs no containers. */
   dockerHost: string
   /** Peers dialled at start, besides the known peers remembered in the store. */
@@ -76,12 +80,23 @@ export interface AgentConfig {
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
 
+const PolicySchema = z.strictObject({
+  allowPrivileged: z.boolean().optional(),
+  allowHostNamespaces: z.boolean().optional(),
+  allowCapabilities: z.array(z.string()).optional(),
+  allowDevices: z.boolean().optional(),
+  allowHostPaths: z.array(z.string().startsWith('/')).optional(),
+  allowUnconfined: z.boolean().optional()
+})
+
 /** The file's schema: every key optional, unknown keys refused so typos surface. */
 const FileSchema = z.strictObject({
   name: z.string().min(1).max(253).optional(),
   listen: z.array(z.string()).optional(),
   announce: z.array(z.string()).optional(),
   api: hostPort.optional(),
+  apiAllowRemote: z.boolean().optional(),
+  apiHosts: z.array(z.string().min(1).max(253)).optional(),
   dockerHost: z.string().optional(),
   bootstrap: z.array(z.string()).optional(),
   allowPeers: z.array(z.string()).optional(),
@@ -99,14 +114,7 @@ const FileSchema = z.strictObject({
     compression: z.enum(['auto', 'off']).optional(),
     streams: z.number().int().min(1).max(16).optional(),
     chunkRetentionMs: z.number().int().min(0).optional(),
-    policy: z.strictObject({
-      allowPrivileged: z.boolean().optional(),
-      allowHostNamespaces: z.boolean().optional(),
-      allowCapabilities: z.array(z.string()).optional(),
-      allowDevices: z.boolean().optional(),
-      allowHostPaths: z.array(z.string().startsWith('/')).optional(),
-      allowUnconfined: z.boolean().optional()
-    }).optional()
+    policy: PolicySchema.extend({ peers: z.record(z.string().min(1).max(128), PolicySchema).optional() }).optional()
   }).optional()
 })
 
@@ -194,6 +202,8 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
     listen: flags.listen ?? listFromEnv(env.GOTO_LISTEN) ?? file.listen ?? [DEFAULT_LISTEN],
     announce: listFromEnv(env.GOTO_ANNOUNCE) ?? file.announce ?? [],
     api: api != null ? parseHostPort(api, 'api') : { host: DEFAULT_API_HOST, port: DEFAULT_API_PORT },
+    apiAllowRemote: env.GOTO_API_ALLOW_REMOTE != null ? env.GOTO_API_ALLOW_REMOTE === '1' : file.apiAllowRemote ?? false,
+    apiHosts: listFromEnv(env.GOTO_API_HOSTS) ?? file.apiHosts ?? [],
     dockerHost: flags.dockerHost ?? env.GOTO_DOCKER_HOST ?? file.dockerHost ?? DEFAULT_DOCKER_HOST,
     bootstrap: flags.bootstrap ?? listFromEnv(env.GOTO_BOOTSTRAP) ?? file.bootstrap ?? [],
     allowPeers: listFromEnv(env.GOTO_ALLOW_PEERS) ?? file.allowPeers ?? [],

@@ -188,8 +188,9 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
     ]
   }
 
-  async #store (entry: AuditEntry, stored: StoredEntry): Promise<void> {
-    await this.#entries.db.batch(this.#ops(entry, stored, entryHash(stored.text)))
+  /** `sync` for own entries: each is written before the act it records, so it must outlive a crash of the host. */
+  async #store (entry: AuditEntry, stored: StoredEntry, options: { sync: boolean } = { sync: false }): Promise<void> {
+    await this.#entries.db.batch(this.#ops(entry, stored, entryHash(stored.text)), options as any)
   }
 
   async append (kind: string, fields: { migration?: string, actor?: string, details?: Record<string, unknown> } = {}): Promise<AuditEntry> {
@@ -198,7 +199,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
       const entry: AuditEntry = { origin: this.origin, seq: head.seq + 1, time: new Date().toISOString(), prev: head.hash, kind, ...fields }
       const text = JSON.stringify(entry)
       const stored = { text, signature: await signText(this.#key, text) }
-      await this.#store(entry, stored)
+      await this.#store(entry, stored, { sync: true })
       this.safeDispatchEvent('entry', { detail: { entry, stored, own: true } })
       return entry
     })

@@ -8,6 +8,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { serve } from '@hono/node-server'
 import { createApp } from '../../api/app.ts'
+import { checkApiBind, isLoopbackHost } from '../../api/host-check.ts'
 import { createAgent, VERSION, type MeshContainer, type NodeInfo, type PeerInfo } from '../agent.ts'
 import type { MigrationRecord } from '../migration/journal.ts'
 import { isFinal } from '../../protocols/migrate/index.ts'
@@ -140,12 +141,13 @@ export const commands: Record<string, Command> = {
       process.on('unhandledRejection', (err) => {
         logger.error('unhandled rejection', { error: errorMessage(err), stack: (err as Error)?.stack?.split('\n').slice(1, 5).join(' | ') })
       })
+      checkApiBind(config.api.host, { allowRemote: config.apiAllowRemote === true })
       const agent = await createAgent(config, { logger })
       const { apiToken } = await loadSecrets(config.dataDir)
       await agent.start()
 
       let exiting = false
-      const app = createApp({ agent, token: apiToken, logger: logger.child('api'), onLeave: () => { void shutdown('leave') } })
+      const app = createApp({ agent, token: apiToken, hosts: config.apiHosts, logger: logger.child('api'), onLeave: () => { void shutdown('leave') } })
       const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
         const s = serve({ fetch: app.fetch, hostname: config.api.host, port: config.api.port }, () => { resolve(s) })
         s.once('error', reject)
@@ -153,7 +155,7 @@ export const commands: Record<string, Command> = {
         await agent.stop()
         throw Object.assign(new Error(`cannot serve the API on ${config.api.host}:${config.api.port}: ${err.message}`), { code: 'GOTO_ERR_API_BIND' })
       })
-      if (!isLoopback(config.api.host)) {
+      if (!isLoopbackHost(config.api.host)) {
         logger.warn('the API listens beyond loopback; anyone who can reach it and holds the token can act on this node', { api: `${config.api.host}:${config.api.port}` })
       }
       const info = agent.info()
@@ -714,6 +716,3 @@ export async function runProgram (program: Program, argv: string[]): Promise<num
   }
 }
 
-function isLoopback (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
-}

@@ -15,7 +15,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId } from '@libp2p/interface'
 import {
-  STATE_PROTOCOL, MAX_INBOUND_STREAMS, MAX_PEER_HINTS, answerStateExchange, decodeStateMessage, encodeStateMessage, exchangeState,
+  STATE_PROTOCOL, MAX_INBOUND_STREAMS, MAX_PEER_HINTS, answerStateExchange, decodeStateMessage, encodeStateMessage, exchangeState, isFresh,
   type Capacity, type ContainerEntry, type ExchangeSide, type Heartbeat, type NodeState, type NodeStatus
 } from '../../protocols/node-state/index.ts'
 import type { GossipsubMessage } from '@libp2p/gossipsub'
@@ -357,6 +357,11 @@ class GossipService implements Gossip {
     const from = msg.from.toString()
     if (message.peerId !== from) {
       this.#log.warn('state message names another peer than its signer', { from, names: message.peerId })
+      return
+    }
+    if (!isFresh(message, Date.now())) {
+      // a replay from after gossipsub forgot the message's id, or a clock far off: either way not news
+      this.#log.warn('stale state message dropped', { from, type: message.type, ageMs: Date.now() - message.time })
       return
     }
     if (message.type === 'state') {

@@ -2,7 +2,7 @@
  * The target's admission policy: a migrated config must not gain the host
  * through the back door. Everything that reaches beyond the container is
  * refused by default, each with its own reason code, unless the target's own
- * config allows it.
+ * config allows it, for every peer or for the one that offers (`peers`).
  */
 import type { ContainerSpec } from './spec.ts'
 
@@ -19,6 +19,23 @@ export interface AdmissionPolicy {
   allowHostPaths?: string[]
   /** Allow security options that turn confinement off (seccomp/apparmor unconfined, no-new-privileges false). @default false */
   allowUnconfined?: boolean
+  /** What a peer (by peer id) may do beyond the rules above, which hold for every peer. @default {} */
+  peers?: Record<string, PeerPolicy>
+}
+
+export type PeerPolicy = Omit<AdmissionPolicy, 'peers'>
+
+/** The rules for one peer: the common ones, opened further where that peer's entry says so. */
+export function policyFor (policy: AdmissionPolicy, peer: string): PeerPolicy {
+  const own = Object.hasOwn(policy.peers ?? {}, peer) ? policy.peers![peer]! : {}
+  return {
+    allowPrivileged: policy.allowPrivileged === true || own.allowPrivileged === true,
+    allowHostNamespaces: policy.allowHostNamespaces === true || own.allowHostNamespaces === true,
+    allowCapabilities: [...policy.allowCapabilities ?? [], ...own.allowCapabilities ?? []],
+    allowDevices: policy.allowDevices === true || own.allowDevices === true,
+    allowHostPaths: [...policy.allowHostPaths ?? [], ...own.allowHostPaths ?? []],
+    allowUnconfined: policy.allowUnconfined === true || own.allowUnconfined === true
+  }
 }
 
 export interface PolicyViolation {
@@ -28,7 +45,7 @@ export interface PolicyViolation {
 
 const HOST_MODES = ['PidMode', 'IpcMode', 'UTSMode', 'UsernsMode'] as const
 
-export function checkPolicy (spec: ContainerSpec, policy: AdmissionPolicy = {}): PolicyViolation | undefined {
+export function checkPolicy (spec: ContainerSpec, policy: PeerPolicy = {}): PolicyViolation | undefined {
   const hc = spec.hostConfig
   if (hc.Privileged === true && policy.allowPrivileged !== true) {
     return { code: 'PRIVILEGED', reason: 'the container runs privileged; this target does not admit privileged containers' }

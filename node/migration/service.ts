@@ -15,13 +15,14 @@ import { posix } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { TypedEventEmitter, type Stream, type Connection } from '@libp2p/interface'
 import {
-  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
+  MIGRATE_PROTOCOL, MAX_INBOUND_STREAMS, OFFER_BURST, OFFER_RATE, TOKEN_TTL_MS, ACTIVATE_TIMEOUT_MS, isCommitted, isFinal,
   parseManifest, parseOfferPayload, session, type Control, type Manifest, type OfferPayload, type RefusalCode, type Session
 } from '../../protocols/migrate/index.ts'
 import { MigrationError } from './errors.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { signText, verifyText } from '../signing.ts'
-import { checkPolicy, type AdmissionPolicy } from './policy.ts'
+import { RateLimiter } from '../rate-limit.ts'
+import { checkPolicy, policyFor, type AdmissionPolicy } from './policy.ts'
 import { publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
 import { ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
@@ -144,6 +145,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
   #shutdown = new AbortController()
   readonly #server: ChunkServer
   readonly #nodeBucket: TokenBucket | undefined
+  readonly #offers = new RateLimiter({ rate: OFFER_RATE, burst: OFFER_BURST })
 
   constructor (components: MigrationsComponents, init: MigrationsInit = {}) {
     super()
@@ -735,6 +737,13 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       await s.close()
       return undefined
     }
+    if (!this.#offers.take(remote)) {
+      // no audit entry: a flood of offers must not become a flood of synced writes
+      this.#log.warn('offer refused: rate limit', { id: offer.id, peer: remote })
+      await s.send({ type: 'reject', id: offer.id, code: 'RATE_LIMITED', reason: `more than ${OFFER_BURST} offers at once or ${OFFER_RATE} a second from this peer; try again in ${this.#offers.retryAfter(remote)} s` })
+      await s.close()
+      return undefined
+    }
     const verdict = await this.#check(remote, offer, text, signature)
     if (verdict != null) return await refuse(verdict.code, verdict.reason)
     if (offer.dryRun) {
@@ -789,7 +798,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     if (this.#c.gossip.localState().state !== 'active') return refusal('DRAINING', 'this node is draining or leaving')
     if (await this.#c.journal.get(offer.id, 'target') != null) return refusal('BAD_TOKEN', 'this migration was offered before')
     const spec = offer.spec as ContainerSpec
-    const violation = checkPolicy(spec, this.#init.policy)
+    const violation = checkPolicy(spec, policyFor(this.#init.policy ?? {}, remote))
     if (violation != null) return refusal(violation.code, violation.reason)
     if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
     const stale = await this.#staleRollbackPoint(spec)
@@ -943,7 +952,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     } catch (err) {
       const code = (err as { code?: string }).code
       const wire = (typeof code === 'string' && code.startsWith('GOTO_ERR_') ? code.slice(9) : 'INTERNAL') as RefusalCode
-      await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
+      await s.send({ type: 'error', id: record.id, code: (['BAD_CHUNK', 'BAD_SIGNATURE', 'BAD_STATE', 'BAD_ARCHIVE', 'INSUFFICIENT_DISK'] as string[]).includes(wire) ? wire : 'INTERNAL', reason: errorMessage(err) }).catch(() => {})
       s.abort(err as Error)
       fetcher.close(err as Error)
       await unpacker.abandon(err as Error)

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { BadChunkError, type ChunkRef, type ChunkStore } from '../chunks/store.ts'
+import { checkArchive } from './archive-check.ts'
 import { deltaImageArchive, readSaveIndex, type SaveIndex } from './image-archive.ts'
 import { assemble, inOrder } from './transfer.ts'
 import { createBody, type ContainerSpec } from './spec.ts'
@@ -261,7 +262,7 @@ export class Unpacker {
     }
     for (const m of spec.mounts.filter(m => m.type === 'volume')) if (!this.#volumes.has(m.source)) await this.#createVolume(m.source)
     const fill = await this.#fillContainer()
-    await this.#engine(blob.name, assembleLive(this.#i.store, blob, this.#i.whenStored), async stream => { await runtime.putArchive(fill, posix.dirname(destination), stream) })
+    await this.#engine(blob.name, checkArchive(assembleLive(this.#i.store, blob, this.#i.whenStored), { mount: destination }), async stream => { await runtime.putArchive(fill, posix.dirname(destination), stream) })
     this.#filled.add(mount.source)
   }
 

@@ -27,3 +27,11 @@ export const ACTIVATE_TIMEOUT_MS = 120_000
 
 /** Inbound migration streams per connection (sessions, queries, resends). */
 export const MAX_INBOUND_STREAMS = 16
+
+/**
+ * Offers one peer may make: a burst of 20, then one a second. Each offer costs
+ * the target a signature check, engine calls and an audit entry written with
+ * sync; a member migrates a few containers at a time, never dozens a second.
+ */
+export const OFFER_BURST = 20
+export const OFFER_RATE = 1

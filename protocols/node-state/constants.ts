@@ -40,3 +40,11 @@ export const EXCHANGE_TIMEOUT_MS = 5000
 
 /** Concurrent inbound exchange streams per connection. */
 export const MAX_INBOUND_STREAMS = 4
+
+/**
+ * How far a gossiped message's own time may be from the receiver's clock.
+ * Gossipsub forgets the ids of messages it has seen after two minutes, so a
+ * message replayed later would pass as new; one older than this is refused
+ * instead. A minute leaves room for clocks that NTP keeps within a second.
+ */
+export const MAX_GOSSIP_AGE_MS = 60_000

@@ -16,7 +16,7 @@
 import { z } from 'zod'
 import {
   MAX_ADDRS, MAX_ADDR_LENGTH, MAX_CONTAINERS, MAX_PEER_HINTS, MAX_LABELS, MAX_LABEL_LENGTH,
-  MAX_MESSAGE_BYTES, MAX_VOLUMES, WIRE_VERSION
+  MAX_GOSSIP_AGE_MS, MAX_MESSAGE_BYTES, MAX_VOLUMES, WIRE_VERSION
 } from './constants.ts'
 import { InvalidStateMessageError, StateMessageTooLargeError } from './errors.ts'
 import { decodeJson, encodeJson } from '../json-codec.ts'
@@ -122,4 +122,9 @@ export function decodeExchange (bytes: Uint8Array): Exchange {
 /** True when `a` is newer than `b`: a later incarnation, or a higher seq in the same one. */
 export function isNewer (a: { incarnation: number, seq: number }, b: { incarnation: number, seq: number }): boolean {
   return a.incarnation > b.incarnation || (a.incarnation === b.incarnation && a.seq > b.seq)
+}
+
+/** True when a gossiped message's time is within MAX_GOSSIP_AGE_MS of `now`, either way. */
+export function isFresh (message: { time: number }, now: number): boolean {
+  return Math.abs(now - message.time) <= MAX_GOSSIP_AGE_MS
 }

@@ -172,11 +172,13 @@ describe('goto-node CLI', { timeout: 120_000 }, () => {
     }
   })
 
-  it('warns when the API listens beyond loopback, and not otherwise', async () => {
+  it('refuses an API beyond loopback without the opt-in, and warns with it', async () => {
     assert.doesNotMatch(agent.log(), /beyond loopback/)
     const dir = join(root, 'open-api')
     assert.equal((await cli(['init', '--data-dir', dir])).code, 0)
-    const proc = spawn(process.execPath, [join(REPO, 'node', 'cli', 'index.ts'), 'start', '--data-dir', dir, '--docker-host', 'none', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '0.0.0.0:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const args = ['start', '--data-dir', dir, '--docker-host', 'none', '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '0.0.0.0:0']
+    assertCleanError(await cli(args), 1, /GOTO_ERR_CONFIG: the API would listen on 0\.0\.0\.0, beyond loopback.*apiAllowRemote/)
+    const proc = spawn(process.execPath, [join(REPO, 'node', 'cli', 'index.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GOTO_API_ALLOW_REMOTE: '1' } })
     let output = ''
     proc.stdout.on('data', (d: Buffer) => { output += d.toString() })
     proc.stderr.on('data', (d: Buffer) => { output += d.toString() })
