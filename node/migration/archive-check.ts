@@ -87,6 +87,45 @@ export function checkArchive (source: AsyncIterable<Uint8Array> | Readable, init
   return Readable.from(out)
 }
 
+/** Most entries in a saved image: a few files per layer, and Docker allows 127 layers. */
+const MAX_IMAGE_ENTRIES = 4096
+
+/**
+ * The same pass for a saved image on its way to `docker load`: a plain tar
+ * of only files and directories, relative names without `..`, no name twice,
+ * and every layer in it a plain tar too (the engine would run a decompressor
+ * on a compressed one, and unpack a bomb). What a layer holds is the
+ * engine's to apply: it does so chrooted, whiteouts and all.
+ */
+export function checkImageArchive (source: AsyncIterable<Uint8Array> | Readable): Readable {
+  const out = pack()
+  let sourceError: Error | undefined
+  const run = async (): Promise<void> => {
+    const tar = extract()
+    const feeding = Readable.from(refuseCompressed(source)).on('error', err => { sourceError = err; tar.destroy(err) })
+    feeding.pipe(tar as unknown as NodeJS.WritableStream)
+    out.once('close', () => { feeding.destroy(); tar.destroy() })
+    const names = new Set<string>()
+    for await (const entry of tar) {
+      const h = entry.header
+      if (names.size >= MAX_IMAGE_ENTRIES) throw new ArchiveRefusedError(`more than ${MAX_IMAGE_ENTRIES} entries in an image archive`)
+      if (h.type !== 'file' && h.type !== 'directory') throw new ArchiveRefusedError(`${h.name}: a ${String(h.type)} entry in an image archive`)
+      if (h.name.length > MAX_PATH || posix.isAbsolute(h.name) || h.name.split('/').includes('..')) throw new ArchiveRefusedError(`${h.name}: not a plain relative name`)
+      const key = posix.normalize(h.name).replace(/\/+$/, '').normalize('NFC')
+      if (names.has(key)) throw new ArchiveRefusedError(`${h.name}: a second entry of the same name (after Unicode normalisation)`)
+      names.add(key)
+      const body = h.type === 'file' && key.endsWith('.tar') ? refuseCompressed(entry as AsyncIterable<Uint8Array>) : entry as AsyncIterable<Uint8Array>
+      await copyEntry(out, plainHeader(h), body)
+    }
+    out.finalize()
+  }
+  run().catch(err => {
+    if (source instanceof Readable) source.destroy()
+    out.destroy(err instanceof MigrationError ? err : sourceError ?? new ArchiveRefusedError(`not a valid tar: ${(err as Error).message}`))
+  })
+  return Readable.from(out)
+}
+
 /** Checks headers in order; holds what later entries are checked against. */
 export class EntryChecker {
   readonly #mount: string

@@ -110,6 +110,15 @@ export interface MigrationsEvents {
 
 const PHASE_TIMEOUT_MS = 10 * 60_000
 
+/**
+ * The most a source may announce for an offer of `offered` bytes: a pre-copy
+ * round and a whole final snapshot, each with a tenth to spare (tar headers,
+ * an estimate taken a moment earlier), and 256 MiB besides.
+ */
+export function announcedCap (offered: number): number {
+  return Math.ceil(offered * 2.2) + 256 * 1024 * 1024
+}
+
 function refusal (code: RefusalCode, reason: string): { code: RefusalCode, reason: string } {
   return { code, reason }
 }
@@ -893,6 +902,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
           unpacker.begin(message.name)
         } else if (message.type === 'recipe') {
           const refs = message.chunks.map(([hash, size]) => ({ hash, size }))
+          // no more than the offer admitted, twice over (a pre-copy round, then a whole final snapshot) with room
+          const announced = stats.bytes + refs.reduce((sum, r) => sum + r.size, 0)
+          if (announced > announcedCap(record.bytes.total)) {
+            throw new MigrationError('GOTO_ERR_INSUFFICIENT_DISK', `the source sends ${announced} bytes, more than the ${record.bytes.total} it offered allow`)
+          }
           const missing = new Set(await this.#c.chunks.missing(refs.map(r => r.hash)))
           for (const ref of refs) {
             stats.chunks++

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto'
 import { posix } from 'node:path'
 import { Readable } from 'node:stream'
 import { BadChunkError, type ChunkRef, type ChunkStore } from '../chunks/store.ts'
-import { checkArchive } from './archive-check.ts'
+import { checkArchive, checkImageArchive } from './archive-check.ts'
 import { deltaImageArchive, readSaveIndex, type SaveIndex } from './image-archive.ts'
 import { assemble, inOrder } from './transfer.ts'
 import { createBody, type ContainerSpec } from './spec.ts'
@@ -224,7 +224,7 @@ export class Unpacker {
 
   async #loadImage (blob: IncomingBlob): Promise<void> {
     const { runtime, store } = this.#i
-    await this.#engine(blob.name, assembleLive(store, blob, this.#i.whenStored), async stream => { await runtime.loadImage(stream) })
+    await this.#engine(blob.name, checkImageArchive(assembleLive(store, blob, this.#i.whenStored)), async stream => { await runtime.loadImage(stream) })
     if (blob.name === 'pre:image') {
       // its manifest and config, for the delta layer to come (every chunk is in the store by now)
       this.#preIndex = await readSaveIndex(assemble(store, blob.chunks, await blob.ended))
@@ -240,7 +240,7 @@ export class Unpacker {
     const layer = assembleLive(this.#i.store, blob, this.#i.whenStored)
     const archive = deltaImageArchive(this.#preIndex, layer, end.bytes, end.sha256, this.#i.imageRef) as unknown as Readable
     try {
-      await this.#engine(blob.name, archive, async stream => { await this.#i.runtime.loadImage(stream) })
+      await this.#engine(blob.name, checkImageArchive(archive), async stream => { await this.#i.runtime.loadImage(stream) })
     } finally {
       layer.destroy()
     }

@@ -159,6 +159,20 @@ describe('a target refuses, with the reason code, and nothing moves', { timeout:
       assert.equal((await again.readControl() as any).code, 'BAD_STATE')
     })
 
+    it('a source that announces more than it offered is stopped before the target fills its disk', async () => {
+      const { s, id } = await offer({ diskBytes: 1000 })
+      const accept = await s.expect('accept')
+      await s.send({ type: 'transfer', id, token: accept.token })
+      await s.expect('ok')
+      await s.send({ type: 'blob', id, name: 'image' })
+      // 20 chunks of 16 MiB claimed for an offer of 1000 bytes
+      await s.send({ type: 'recipe', id, name: 'image', chunks: Array.from({ length: 20 }, (_, i) => [i.toString(16).padStart(64, '0'), 16 * 1024 * 1024] as [string, number]) })
+      const reply = await s.readControl()
+      assert.equal(reply.type, 'error')
+      assert.equal((reply as any).code, 'INSUFFICIENT_DISK')
+      await until(async () => (await target().call('GET', `/v1/migrations/${id}`)).body.phase === 'aborted', 5000, 'the target to clean up')
+    })
+
     it('replayed token', async () => {
       const { s, id } = await offer()
       const accept = await s.expect('accept')

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { extract, pack, type Header } from 'tar-stream'
-import { checkArchive, ArchiveRefusedError } from '../../node/migration/archive-check.ts'
+import { checkArchive, checkImageArchive, ArchiveRefusedError } from '../../node/migration/archive-check.ts'
 
 type Entry = Partial<Header> & Pick<Header, 'name'> & { body?: string }
 
@@ -125,5 +125,52 @@ describe('archive checker', () => {
   it('refuses garbage that is no tar at all', async () => {
     const { error } = await throughChecker(Buffer.alloc(2048, 0x41))
     assert.ok(error instanceof ArchiveRefusedError, String(error))
+  })
+})
+
+describe('image archive checker', () => {
+  async function throughImageChecker (bytes: Buffer): Promise<{ names: string[], error?: Error }> {
+    const names: string[] = []
+    const tar = extract()
+    const checked = checkImageArchive(Readable.from([bytes]))
+    let error: Error | undefined
+    checked.on('error', err => { error = err; tar.destroy(err) })
+    checked.pipe(tar as unknown as NodeJS.WritableStream)
+    try {
+      for await (const entry of tar) {
+        names.push(entry.header.name)
+        for await (const _ of entry) { /* drain */ }
+      }
+    } catch (err) {
+      error ??= err as Error
+    }
+    return { names, error }
+  }
+
+  const saved = async (layer: Buffer | string, extra: Entry[] = []): Promise<Buffer> => await tarOf([
+    dir('abc/'), { name: 'abc/layer.tar', type: 'file', body: layer as unknown as string }, file('cfg.json', '{}'), file('manifest.json', '[]'), ...extra
+  ])
+
+  it('passes a saved image whole: its layers plain tars', async () => {
+    const { names, error } = await throughImageChecker(await saved(await tarOf([file('etc/motd', 'hi')])))
+    assert.equal(error, undefined)
+    assert.deepEqual(names, ['abc/', 'abc/layer.tar', 'cfg.json', 'manifest.json'])
+  })
+
+  it('refuses a compressed layer, links, devices and names that leave the archive, before the engine sees them', async () => {
+    const cases: Array<[Buffer, RegExp]> = [
+      [await saved(gzipSync(await tarOf([file('x')]))), /gzip-compressed/],
+      [await saved('', [{ name: 'abc/json', type: 'symlink', linkname: '/etc/shadow' }]), /symlink entry/],
+      [await saved('', [{ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }]), /character-device entry/],
+      [await saved('', [file('../escape')]), /not a plain relative name/],
+      [await saved('', [file('/abs')]), /not a plain relative name/],
+      [await saved('', [file('cfg.json', '{}')]), /second entry/],
+      [gzipSync(await saved('')), /gzip-compressed/]
+    ]
+    for (const [bytes, match] of cases) {
+      const { error } = await throughImageChecker(bytes)
+      assert.ok(error instanceof ArchiveRefusedError, `refused, not ${String(error)}`)
+      assert.match(error.message, match)
+    }
   })
 })
