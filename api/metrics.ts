@@ -2,7 +2,8 @@
  * `GET /v1/metrics`: the agent's state in the Prometheus text format
  * (version 0.0.4), read fresh at each scrape — this node's capacity, the mesh
  * view by status, containers per node, the migrations this node holds by role
- * and phase, and the audit log entries refused since start.
+ * and phase, the audit log entries refused since start, and, while the
+ * CloudWatch publisher runs, its datums sent and dropped and its retries.
  *
  * @example
  * ```yaml
@@ -16,6 +17,7 @@
  */
 import type { NodeInfo, MeshContainer, PeerInfo } from '../node/agent.ts'
 import type { MigrationRecord } from '../node/migration/journal.ts'
+import type { CloudWatchStats } from '../node/metrics/cloudwatch.ts'
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
@@ -26,6 +28,8 @@ export interface MetricsSource {
   containers: () => MeshContainer[]
   migrations: () => Promise<MigrationRecord[]>
   refused: () => number
+  /** The CloudWatch publisher's counts; undefined when it is off. */
+  cloudwatch?: () => CloudWatchStats | undefined
 }
 
 type Labels = Record<string, string>
@@ -74,6 +78,18 @@ export async function metricsText (source: MetricsSource): Promise<string> {
     gauge('goto_peers', 'peers in the mesh view, by status', statuses.map(status => [{ status }, peers.filter(p => p.status === status).length])),
     gauge('goto_containers', 'containers of the mesh, by node and state', countBy(source.containers(), c => ({ node: c.node, state: c.state }))),
     gauge('goto_migrations', 'migrations this node holds, by role and phase', countBy(await source.migrations(), r => ({ role: r.role, phase: r.phase }))),
-    { name: 'goto_audit_refused_total', help: 'audit log entries from peers refused since start', type: 'counter', samples: [[{}, source.refused()]] }
+    { name: 'goto_audit_refused_total', help: 'audit log entries from peers refused since start', type: 'counter', samples: [[{}, source.refused()]] },
+    ...cloudWatchFamilies(source.cloudwatch?.())
   ])
+}
+
+/** The CloudWatch publisher's counters since start, when it runs. */
+function cloudWatchFamilies (stats: CloudWatchStats | undefined): Family[] {
+  if (stats == null) return []
+  const counter = (name: string, help: string, value: number): Family => ({ name, help, type: 'counter', samples: [[{}, value]] })
+  return [
+    counter('goto_cloudwatch_sent_total', 'datums CloudWatch acknowledged', stats.sent),
+    counter('goto_cloudwatch_dropped_total', 'datums dropped: older than 14 days, over 2 h ahead, or not finite', stats.dropped),
+    counter('goto_cloudwatch_retries_total', 'sends tried again after a failure (a batch whose answer was lost may arrive twice)', stats.retries)
+  ]
 }

@@ -16,6 +16,7 @@ import { gunzipSync } from 'node:zlib'
 import { Level } from 'level'
 import { createCloudWatchPublisher, migrationDatums, type CloudWatchOptions, type CloudWatchPublisher } from '../../node/metrics/cloudwatch.ts'
 import type { MigrationRecord } from '../../node/migration/journal.ts'
+import { metricsText, type MetricsSource } from '../../api/metrics.ts'
 
 process.env.AWS_ACCESS_KEY_ID = 'test'
 process.env.AWS_SECRET_ACCESS_KEY = 'test'
@@ -213,5 +214,21 @@ describe('CloudWatch publisher', () => {
     await until('the rest', () => cw.received.length >= 5)
     await second.flush()
     assert.deepEqual(cw.received.map(d => d.Value), [1, 2, 3, 4, 5])
+  })
+
+  it('shows its counters in the Prometheus text while it runs', async () => {
+    const source = (stats?: { sent: number, dropped: number, retries: number }): MetricsSource => ({
+      info: () => ({ peerId: 'p', name: 'alpha', version: '0', meshId: 'm', startedAt: new Date(0).toISOString(), capacity: { cpus: 1, load1: 0, memTotal: 1, memFree: 1, diskTotal: 1, diskFree: 1 } }) as never,
+      peers: () => [],
+      containers: () => [],
+      migrations: async () => [],
+      refused: () => 0,
+      cloudwatch: () => stats
+    })
+    const on = await metricsText(source({ sent: 7, dropped: 2, retries: 3 }))
+    assert.match(on, /^# TYPE goto_cloudwatch_dropped_total counter\ngoto_cloudwatch_dropped_total 2$/m)
+    assert.match(on, /^goto_cloudwatch_retries_total 3$/m)
+    assert.match(on, /^goto_cloudwatch_sent_total 7$/m)
+    assert.doesNotMatch(await metricsText(source()), /goto_cloudwatch/)
   })
 })
