@@ -17,6 +17,9 @@ import { Level } from 'level'
 import { createCloudWatchPublisher, migrationDatums, type CloudWatchOptions, type CloudWatchPublisher } from '../../node/metrics/cloudwatch.ts'
 import type { MigrationRecord } from '../../node/migration/journal.ts'
 import { metricsText, type MetricsSource } from '../../api/metrics.ts'
+import { createAgent } from '../../node/agent.ts'
+import { DEFAULT_GOSSIP } from '../../node/config.ts'
+import { initDataDir } from '../../node/data-dir.ts'
 
 process.env.AWS_ACCESS_KEY_ID = 'test'
 process.env.AWS_SECRET_ACCESS_KEY = 'test'
@@ -230,5 +233,34 @@ describe('CloudWatch publisher', () => {
     assert.match(on, /^goto_cloudwatch_retries_total 3$/m)
     assert.match(on, /^goto_cloudwatch_sent_total 7$/m)
     assert.doesNotMatch(await metricsText(source()), /goto_cloudwatch/)
+  })
+
+  it('runs in an agent whose config turns it on, named by the node and the mesh', async () => {
+    const dataDir = join(dir, 'agent')
+    await initDataDir(dataDir)
+    const agent = await createAgent({
+      dataDir,
+      name: 'cw-node',
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      announce: [],
+      api: { host: '127.0.0.1', port: 0 },
+      dockerHost: 'none',
+      bootstrap: [],
+      allowPeers: [],
+      gossip: DEFAULT_GOSSIP,
+      migration: { policy: {} },
+      metrics: { cloudwatch: { enabled: true, endpoint: cw.url, intervalMs: 200 } }
+    })
+    await agent.start()
+    try {
+      await until('the agent\'s gauges', () => cw.received.some(d => d.MetricName === 'PeersAlive'))
+      const datum = cw.received.find(d => d.MetricName === 'PeersAlive')
+      assert.deepEqual(datum?.Dimensions, [{ Name: 'Node', Value: 'cw-node' }, { Name: 'Mesh', Value: agent.info().meshId }])
+      assert.equal(datum?.Value, 0)
+      await until('the sent count', () => (agent.cloudWatchStats()?.sent ?? 0) > 0)
+    } finally {
+      await agent.stop()
+    }
+    assert.equal(agent.cloudWatchStats(), undefined)
   })
 })
