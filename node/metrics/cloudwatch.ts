@@ -37,6 +37,8 @@ export type MetricName = keyof typeof CLOUDWATCH_METRICS
 /** PutMetricData's limits: datums a request, bytes of a request. */
 export const MAX_DATUMS = 1000
 export const MAX_REQUEST_BYTES = 1_000_000
+/** How long one PutMetricData may take before it counts as failed. */
+export const REQUEST_TIMEOUT_MS = 30_000
 /** How far back and ahead CloudWatch takes a timestamp. */
 export const MAX_AGE_MS = 14 * 24 * 3600_000
 export const MAX_AHEAD_MS = 2 * 3600_000
@@ -103,7 +105,10 @@ export function migrationDatums (record: MigrationRecord): Array<Omit<QueuedDatu
 
 export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWatchPublisher {
   const queue = options.db.sublevel<string, QueuedDatum>('cwqueue', { valueEncoding: 'json' })
-  const client = new CloudWatchClient({ region: options.region, endpoint: options.endpoint, maxAttempts: 1 })
+  // one attempt a send, so that each retry is the publisher's and counted; a hung request gives up
+  const client = new CloudWatchClient({ region: options.region, endpoint: options.endpoint, maxAttempts: 1, requestHandler: { requestTimeout: REQUEST_TIMEOUT_MS } })
+  // stop() cuts a request in flight: its datums stay queued for the next start
+  const aborting = new AbortController()
   const namespace = options.namespace ?? 'GoTo'
   const dimensions = [{ Name: 'Node', Value: options.node }, { Name: 'Mesh', Value: options.mesh }]
   const resolution = options.highResolution === true ? 1 : 60
@@ -134,7 +139,7 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
   const wireSize = (d: QueuedDatum): number => JSON.stringify(toWire(d)).length + 64
 
   /** The oldest acceptable datums that fit one request; refused ones are deleted and counted. */
-  async function nextBatch (): Promise<Array<[string, QueuedDatum]>> {
+  async function nextBatch (): Promise<{ batch: Array<[string, QueuedDatum]>, dropped: number }> {
     const now = Date.now()
     const batch: Array<[string, QueuedDatum]> = []
     const refused: string[] = []
@@ -149,16 +154,20 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
       await queue.batch(refused.map(key => ({ type: 'del' as const, key })))
       stats.dropped += refused.length
     }
-    return batch
+    return { batch, dropped: refused.length }
   }
 
-  /** Send batches until the queue is empty (true) or a send fails (false). */
+  /** Send batches until the queue is empty (true) or a send fails or is aborted (false). */
   async function drain (): Promise<boolean> {
     for (;;) {
-      const batch = await nextBatch()
-      if (batch.length === 0) return true
+      const { batch, dropped } = await nextBatch()
+      if (batch.length === 0) {
+        if (dropped > 0) continue
+        return true
+      }
       try {
-        await client.send(new PutMetricDataCommand({ Namespace: namespace, MetricData: batch.map(([, d]) => toWire(d)) }))
+        const command = new PutMetricDataCommand({ Namespace: namespace, MetricData: batch.map(([, d]) => toWire(d)) })
+        await client.send(command, { abortSignal: aborting.signal })
       } catch {
         return false
       }
@@ -196,6 +205,7 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
       clearInterval(timer)
       clearTimeout(retryTimer)
       retryTimer = undefined
+      aborting.abort()
       await sending
       client.destroy()
     },
