@@ -124,6 +124,7 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
   let retryTimer: NodeJS.Timeout | undefined
   let backoff = 0
   let sending: Promise<boolean> | undefined
+  let again = false
   let running = false
 
   const toWire = (d: QueuedDatum): MetricDatum => ({
@@ -178,8 +179,19 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
 
   /** One sender at a time; a failure schedules a retry after the backoff. */
   async function send (): Promise<boolean> {
-    if (sending != null) return await sending
-    sending = drain().finally(() => { sending = undefined })
+    if (sending != null) {
+      // datums queued after the running drain looked: it goes round once more
+      again = true
+      return await sending
+    }
+    sending = (async () => {
+      let ok: boolean
+      do {
+        again = false
+        ok = await drain()
+      } while (ok && again)
+      return ok
+    })().finally(() => { sending = undefined })
     const ok = await sending
     if (ok) {
       backoff = 0
