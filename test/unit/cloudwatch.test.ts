@@ -72,16 +72,19 @@ class FakeCloudWatch {
   get url (): string { return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}` }
 }
 
+const cw = new FakeCloudWatch()
+
+/** Wait for `check`; a request the endpoint could not take as PutMetricData fails it at once. */
 const until = async (what: string, check: () => boolean, ms = 10_000): Promise<void> => {
   const end = Date.now() + ms
   while (!check()) {
+    if (cw.errors.length > 0) throw cw.errors[0] as Error
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise(resolve => setTimeout(resolve, 20))
   }
 }
 
 describe('CloudWatch publisher', () => {
-  const cw = new FakeCloudWatch()
   let dir: string
   let db: Level<string, unknown>
   const publishers: CloudWatchPublisher[] = []
