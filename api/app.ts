@@ -33,7 +33,7 @@ import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } 
 type Listen = 'addEventListener' | 'removeEventListener'
 
 /** What the API needs of the agent. */
-export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & {
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats'>> & {
   audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback' | Listen>
   gossip: { view: Pick<MeshView, Listen> }
@@ -192,7 +192,8 @@ export function createApp (init: AppInit) {
       peers: () => agent.peers(),
       containers: () => agent.containers(),
       migrations: async () => await agent.migrations.list(),
-      refused: () => agent.audit.refusedCount
+      refused: () => agent.audit.refusedCount,
+      cloudwatch: () => agent.cloudWatchStats?.()
     }), 200, { 'content-type': METRICS_CONTENT_TYPE }))
     .get('/events', (c) => eventStream(c, meshEvents(agent)))
     .post('/mesh/leave', (c) => {

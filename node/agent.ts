@@ -20,6 +20,8 @@ import { createAuditLog, type AuditLog } from './audit/log.ts'
 import { replication as createReplication } from './audit/replication.ts'
 import { createJournal } from './migration/journal.ts'
 import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
+import type { MigrationRecord } from './migration/journal.ts'
+import { createCloudWatchPublisher, type CloudWatchPublisher, type CloudWatchStats } from './metrics/cloudwatch.ts'
 import type { AgentConfig } from './config.ts'
 import type { PeerRecord, PeerStatus } from './mesh/view.ts'
 import type { ContainerRuntime } from './runtime/runtime.ts'
@@ -78,6 +80,8 @@ export interface Agent {
   readonly migrations: Migrations
   /** This node's audit log. */
   readonly audit: AuditLog
+  /** The CloudWatch publisher's counts while it runs (config `metrics.cloudwatch`); undefined when off. */
+  cloudWatchStats(): CloudWatchStats | undefined
 }
 
 export interface AgentOptions {
@@ -164,6 +168,45 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     void audit.append('node.gone', { details: { peer: peerId, name: record.state.name, from } }).catch(() => {})
   })
 
+  let cloudwatch: CloudWatchPublisher | undefined
+  const onMigration = (evt: CustomEvent<MigrationRecord>): void => {
+    void cloudwatch?.onMigration(evt.detail).catch((err: unknown) => { logger.warn('cloudwatch: queueing failed', { error: errorMessage(err) }) })
+  }
+
+  /** The publisher over the open store, when the config turns it on. */
+  function startCloudWatch (): void {
+    const cw = config.metrics?.cloudwatch
+    if (cw?.enabled !== true) return
+    cloudwatch = createCloudWatchPublisher({
+      db: store.db,
+      node: config.name,
+      mesh: meshId,
+      region: cw.region,
+      namespace: cw.namespace,
+      endpoint: cw.endpoint,
+      highResolution: cw.highResolution,
+      intervalMs: cw.intervalMs,
+      retryMaxMs: cw.retryMaxMs,
+      sample: () => {
+        const local = gossip.localState()
+        return {
+          peersAlive: gossip.view.peers().filter(p => p.status === 'alive').length,
+          containersRunning: local.containers.filter(c => c.state === 'running').length,
+          memFree: local.capacity.memFree,
+          diskFree: local.capacity.diskFree
+        }
+      }
+    })
+    migrations.addEventListener('update', onMigration)
+    cloudwatch.start()
+  }
+
+  async function stopCloudWatch (): Promise<void> {
+    migrations.removeEventListener('update', onMigration)
+    await cloudwatch?.stop()
+    cloudwatch = undefined
+  }
+
   let startedAt = new Date()
   let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new'
   let resolveStopped: () => void = () => {}
@@ -193,6 +236,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         await replication.start()
         started.push(async () => { await replication.stop() })
         await migrations.start()
+        startCloudWatch()
+        started.push(stopCloudWatch)
         await audit.append('node.joined', { details: { name: config.name, runtime: runtime.description, addrs: libp2p.getMultiaddrs().map(String) } })
       } catch (err) {
         for (const undo of started.reverse()) await undo().catch(() => {})
@@ -220,6 +265,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
       stopping = (async () => {
         await audit.append('node.left', { details: { name: config.name } }).catch(() => {})
         await migrations.stop().catch(() => {})
+        await stopCloudWatch().catch(() => {})
         try {
           await gossip.leave()
         } catch (err) {
@@ -252,6 +298,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         meshId
       }
     },
+
+    cloudWatchStats: () => cloudwatch?.stats(),
 
     peers () {
       return gossip.view.peers().map(peerInfo).sort((a, b) => a.name.localeCompare(b.name))

@@ -76,6 +76,26 @@ export interface AgentConfig {
   }
   /** Interval of the audit log's anti-entropy pull. @default 5000 */
   logSyncMs?: number
+  metrics?: {
+    /** The CloudWatch publisher (GOTO_CLOUDWATCH=1, GOTO_CLOUDWATCH_ENDPOINT); off unless enabled. */
+    cloudwatch?: CloudWatchConfig
+  }
+}
+
+export interface CloudWatchConfig {
+  enabled: boolean
+  /** From the standard AWS chain when absent. */
+  region?: string
+  /** @default 'GoTo' */
+  namespace?: string
+  /** Another endpoint than the region's, e.g. a VPC endpoint. */
+  endpoint?: string
+  /** Storage resolution 1 s instead of 60 s. @default false */
+  highResolution?: boolean
+  /** How often the gauges are sampled. @default 60000 */
+  intervalMs?: number
+  /** The longest wait between failed sends. @default 60000 */
+  retryMaxMs?: number
 }
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:7070')
@@ -107,6 +127,17 @@ const FileSchema = z.strictObject({
     forgetAfterMs: z.number().int().min(1000).optional()
   }).optional(),
   logSyncMs: z.number().int().min(100).optional(),
+  metrics: z.strictObject({
+    cloudwatch: z.strictObject({
+      enabled: z.boolean(),
+      region: z.string().min(1).optional(),
+      namespace: z.string().min(1).max(255).optional(),
+      endpoint: z.url().optional(),
+      highResolution: z.boolean().optional(),
+      intervalMs: z.number().int().min(100).optional(),
+      retryMaxMs: z.number().int().min(100).optional()
+    }).optional()
+  }).optional(),
   migration: z.strictObject({
     rollbackRetentionMs: z.number().int().min(0).optional(),
     bwlimit: z.union([z.string(), z.number().positive()]).optional(),
@@ -222,6 +253,15 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
       compression: file.migration?.compression,
       streams: file.migration?.streams,
       chunkRetentionMs: file.migration?.chunkRetentionMs
-    }
+    },
+    metrics: { cloudwatch: cloudWatchConfig(file.metrics?.cloudwatch, env) }
   }
+}
+
+/** The file's `metrics.cloudwatch`, with GOTO_CLOUDWATCH=1|0 and GOTO_CLOUDWATCH_ENDPOINT over it. */
+function cloudWatchConfig (file: CloudWatchConfig | undefined, env: NodeJS.ProcessEnv): CloudWatchConfig | undefined {
+  const enabled = env.GOTO_CLOUDWATCH != null && env.GOTO_CLOUDWATCH !== '' ? env.GOTO_CLOUDWATCH === '1' : file?.enabled
+  const endpoint = env.GOTO_CLOUDWATCH_ENDPOINT ?? file?.endpoint
+  if (enabled == null) return undefined
+  return { ...file, enabled, endpoint }
 }

@@ -54,6 +54,17 @@ describe('config', () => {
     await assert.rejects(resolveConfig({ dataDir: dir }, { GOTO_HEARTBEAT_MS: 'soon' }), { code: 'GOTO_ERR_CONFIG', message: /GOTO_HEARTBEAT_MS/ })
     assert.throws(() => parseHostPort('127.0.0.1:99999', 'api'), { code: 'GOTO_ERR_CONFIG' })
   })
+
+  it('turns CloudWatch on from the file or GOTO_CLOUDWATCH, off by default', async () => {
+    const dir = await tempDir()
+    assert.equal((await resolveConfig({ dataDir: dir }, {})).metrics?.cloudwatch, undefined)
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ metrics: { cloudwatch: { enabled: true, region: 'eu-west-1', intervalMs: 30_000 } } }))
+    assert.deepEqual((await resolveConfig({ dataDir: dir }, {})).metrics?.cloudwatch, { enabled: true, region: 'eu-west-1', intervalMs: 30_000, endpoint: undefined })
+    const off = await resolveConfig({ dataDir: dir }, { GOTO_CLOUDWATCH: '0', GOTO_CLOUDWATCH_ENDPOINT: 'http://127.0.0.1:1' })
+    assert.deepEqual(off.metrics?.cloudwatch, { enabled: false, region: 'eu-west-1', intervalMs: 30_000, endpoint: 'http://127.0.0.1:1' })
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ metrics: { cloudwatch: { enabled: true, endpoint: 'not a url' } } }))
+    await assert.rejects(resolveConfig({ dataDir: dir }, {}), { code: 'GOTO_ERR_CONFIG', message: /metrics\.cloudwatch\.endpoint/ })
+  })
 })
 
 describe('data dir', () => {
