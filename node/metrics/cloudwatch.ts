@@ -85,6 +85,9 @@ export interface CloudWatchPublisher {
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0')
 
+/** A migration counts when it reaches its end; an update this long after that is not its end. */
+const RECENT_END_MS = 10 * 60_000
+
 /** Whether CloudWatch would take this datum now. */
 export function acceptable (d: QueuedDatum, now: number): boolean {
   return Number.isFinite(d.value) && d.at >= now - MAX_AGE_MS && d.at <= now + MAX_AHEAD_MS
@@ -233,6 +236,8 @@ export function createCloudWatchPublisher (options: CloudWatchOptions): CloudWat
     },
     async onMigration (record) {
       if (ended.has(record.id)) return
+      // a record ended long ago and touched again (its rollback point pruned, after a restart) counted then
+      if (Date.parse(record.phases.at(-1)?.at ?? '') < Date.now() - RECENT_END_MS) return
       const datums = migrationDatums(record)
       if (datums.length === 0) return
       ended.add(record.id)

@@ -152,11 +152,14 @@ describe('CloudWatch publisher', () => {
   it('sends a migration\'s datums once, with the record\'s values', async () => {
     const p = publisher({ intervalMs: 3_600_000 })
     p.start()
-    const record = { id: 'm1', role: 'source', phase: 'activated', dryRun: false, downtimeMs: 850, transfer: { movedBytes: 5000, heldBytes: 7000 } } as unknown as MigrationRecord
+    const ended = [{ phase: 'activated', at: new Date().toISOString() }]
+    const record = { id: 'm1', role: 'source', phase: 'activated', phases: ended, dryRun: false, downtimeMs: 850, transfer: { movedBytes: 5000, heldBytes: 7000 } } as unknown as MigrationRecord
     await p.onMigration(record)
     await p.onMigration(record)
     await p.onMigration({ ...record, id: 'm2', phase: 'aborted' })
     await p.onMigration({ ...record, id: 'm3', role: 'target' })
+    // touched again long after its end (a rollback point pruned after a restart): not counted again
+    await p.onMigration({ ...record, id: 'm4', phases: [{ phase: 'activated', at: new Date(Date.now() - 3_600_000).toISOString() }] })
     await until('five datums', () => cw.received.length >= 5)
     await p.flush()
     assert.deepEqual(cw.received.map(d => [d.MetricName, d.Value, d.Unit]), [
