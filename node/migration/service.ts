@@ -25,11 +25,11 @@ import { RateLimiter } from '../rate-limit.ts'
 import { checkPolicy, policyFor, type AdmissionPolicy } from './policy.ts'
 import { publishedPorts, specFromInspect, type ContainerSpec } from './spec.ts'
 import { uuidv7 } from './ids.ts'
-import { ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
+import { assemble, ChunkServer, chunkInto, emptyStats, Fetcher, recipeDigest, type Serving } from './transfer.ts'
 import { CHUNKS_PROTOCOL } from '../../protocols/chunks/index.ts'
 import { TokenBucket } from '../chunks/bandwidth.ts'
 import type { ChunkStore } from '../chunks/store.ts'
-import { canReadXattrs, deltaSince, listTree, packDelta, type Listing } from '../runtime/delta.ts'
+import { archiveListing, canReadXattrs, deltaSince, listTree, packDelta, type Listing } from '../runtime/delta.ts'
 import { fillContainerName, Unpacker } from './unpack.ts'
 import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
 import type { AuditLog } from '../audit/log.ts'
@@ -394,6 +394,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
           for (const mount of spec.mounts.filter(m => m.type === 'volume')) {
             bytes += (await this.#sendBlob(s, record, serving, `pre:volume:${mount.destination}`, await runtime.getArchive(record.container, mount.destination), sig)).bytes
           }
+          if (delta != null && !await this.#deltaListings(record, delta, preRef)) delta = undefined
           await s.send({ type: 'sync', id: record.id }, { signal: sig })
           await s.expect('ok', { signal: AbortSignal.any([sig, AbortSignal.timeout(PHASE_TIMEOUT_MS)]) })
           await this.#save(record, undefined, { precopy: { endedAt: Date.now(), bytes, movedBytes: (record.transfer?.movedBytes ?? 0) - before } })
@@ -483,14 +484,35 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const dir = await runtime.writableLayerDir(record.container).catch(() => undefined)
     if (dir == null) return why('the writable layer is not an overlay2 directory this agent can read')
     if (!await canReadXattrs()) return why('getfattr (Debian package attr) is missing')
-    const at = Date.now()
     const volumes: DeltaBase['volumes'] = []
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
       const vdir = await runtime.volumeDir(m.source).catch(() => undefined)
       if (vdir == null) return why(`volume ${m.source} is not a local directory this agent can read`)
-      volumes.push({ destination: m.destination, dir: vdir, listing: await listTree(vdir) })
+      volumes.push({ destination: m.destination, dir: vdir, listing: new Map() })
     }
-    return { at, layer: { dir, listing: await listTree(dir) }, volumes }
+    // the moment goes before the snapshot reads anything: whatever changes after it ships again
+    return { at: Date.now(), layer: { dir, listing: new Map() }, volumes }
+  }
+
+  /**
+   * What the pre-copy holds, exactly: the committed layer's own directory
+   * (a listing of the container's, taken apart from the commit, could miss a
+   * file made and deleted in between), and each volume's names read back from
+   * the archive that was sent.
+   */
+  async #deltaListings (record: MigrationRecord, delta: DeltaBase, preRef: string): Promise<boolean> {
+    const layerDir = await this.#c.runtime.imageLayerDir(preRef).catch(() => undefined)
+    if (layerDir == null) {
+      this.#log.info('pre-copy without a delta: the final round sends a whole snapshot', { id: record.id, reason: 'the committed layer is not an overlay2 directory this agent can read' })
+      return false
+    }
+    delta.layer.listing = await listTree(layerDir)
+    for (const v of delta.volumes) {
+      const recipe = await this.#c.chunks.recipe(record.id, `pre:volume:${v.destination}`)
+      if (recipe == null) return false
+      v.listing = await archiveListing(assemble(this.#c.chunks, recipe.chunks, undefined), `${posix.basename(v.destination)}/`)
+    }
+    return true
   }
 
   /** Serve this migration's chunks to its target, within its and the node's bandwidth limits. */

@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { promisify } from 'node:util'
-import { pack, type Header } from 'tar-stream'
+import { extract, pack, type Header } from 'tar-stream'
 
 type Headers = Partial<Header> & Pick<Header, 'name'>
 
@@ -40,6 +40,28 @@ export async function listTree (root: string): Promise<Listing> {
     }
   }
   await walk('')
+  return out
+}
+
+/** The listing of a tar's entries under `prefix` (the prefix itself and what is outside it left out). */
+export async function archiveListing (archive: AsyncIterable<Uint8Array>, prefix: string): Promise<Listing> {
+  const out: Listing = new Map()
+  const tar = extract()
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('entry', (header, stream, next) => {
+      const name = header.name.replace(/\/+$/, '')
+      if (name.startsWith(prefix)) out.set(name.slice(prefix.length), header.type === 'directory')
+      stream.on('end', () => { next() })
+      stream.resume()
+    })
+    tar.on('finish', resolve)
+    tar.on('error', reject)
+  })
+  for await (const piece of archive) {
+    if (!tar.write(piece)) await new Promise<void>(resolve => { tar.once('drain', () => { resolve() }) })
+  }
+  tar.end(undefined)
+  await done
   return out
 }
 

@@ -268,6 +268,11 @@ export function dockerMigrationOps (docker: Docker): import('./runtime.ts').Migr
       const dir = info?.GraphDriver?.Name === 'overlay2' ? info.GraphDriver.Data?.UpperDir : undefined
       return typeof dir === 'string' && await readable(dir) ? dir : undefined
     },
+    async imageLayerDir (ref) {
+      const info: any = await docker.getImage(ref).inspect()
+      const dir = info?.GraphDriver?.Name === 'overlay2' ? info.GraphDriver.Data?.UpperDir : undefined
+      return typeof dir === 'string' && await readable(dir) ? dir : undefined
+    },
     async volumeDir (name) {
       const info: any = await docker.getVolume(name).inspect()
       const dir = info?.Driver === 'local' && info?.Options == null ? info.Mountpoint : undefined

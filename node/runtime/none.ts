@@ -27,6 +27,7 @@ export function noRuntime (dataDir: string): ContainerRuntime {
     volumeSizes: async () => new Map(),
     portsInUse: async () => new Set(),
     writableLayerDir: async () => undefined,
+    imageLayerDir: async () => undefined,
     volumeDir: async () => undefined,
     description: 'none',
     async start () {},

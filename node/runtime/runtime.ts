@@ -106,6 +106,8 @@ export interface MigrationRuntime {
    * directory), when the engine is local and this process may read it.
    */
   writableLayerDir(name: string): Promise<string | undefined>
+  /** Where this host keeps an image's top layer (overlay2's `diff` directory), when local and readable. */
+  imageLayerDir(ref: string): Promise<string | undefined>
   /** Where this host keeps a volume's files, when local and readable. */
   volumeDir(name: string): Promise<string | undefined>
 }

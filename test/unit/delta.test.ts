@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { Readable } from 'node:stream'
 import { extract, pack } from 'tar-stream'
-import { deltaSince, listTree, packDelta } from '../../node/runtime/delta.ts'
+import { archiveListing, deltaSince, listTree, packDelta } from '../../node/runtime/delta.ts'
 import { deltaImageArchive, readSaveIndex } from '../../node/migration/image-archive.ts'
 
 async function entries (archive: NodeJS.ReadableStream | AsyncIterable<Uint8Array>): Promise<Array<{ name: string, type: string, body: string }>> {
@@ -65,6 +65,14 @@ describe('deltas of a tree', () => {
 
     const volume = await entries(packDelta(root, { ...delta, deleted: [] }, { layer: false, prefix: 'data/' }))
     assert.deepEqual(volume.map(e => e.name), ['data/a/b', 'data/a/b/new.txt', 'data/kept.txt', 'data/link'])
+  })
+})
+
+describe('archive listings', () => {
+  it('lists the entries under a prefix, directories marked, the root and outsiders left out', async () => {
+    const tar = await tarOf({ 'data/': '', 'data/a.txt': 'a', 'data/sub/b': 'b', 'other/c': 'c' })
+    const listing = await archiveListing(Readable.from([tar]), 'data/')
+    assert.deepEqual([...listing], [['a.txt', false], ['sub/b', false]])
   })
 })
 
