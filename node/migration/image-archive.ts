@@ -6,7 +6,8 @@
  * empty placeholders and only the new layer's bytes go to the engine.
  */
 import { createHash } from 'node:crypto'
-import { extract, pack } from 'tar-stream'
+import { pack } from 'tar-stream'
+import { forEachEntry } from '../runtime/delta.ts'
 import { GotoError } from '../errors.ts'
 
 export class ImageArchiveError extends GotoError {
@@ -27,26 +28,12 @@ const MAX_JSON = 4 * 1024 * 1024
 /** Read the manifest and config of a one-image `docker save` archive; layer bodies are skipped. */
 export async function readSaveIndex (archive: AsyncIterable<Uint8Array>): Promise<SaveIndex> {
   const jsons = new Map<string, string>()
-  const tar = extract()
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('entry', (header, stream, next) => {
-      const keep = header.type === 'file' && !header.name.includes('/') && header.name.endsWith('.json') && header.size <= MAX_JSON
-      const parts: Buffer[] = []
-      stream.on('data', (d: unknown) => { if (keep) parts.push(d as Buffer) })
-      stream.on('end', () => {
-        if (keep) jsons.set(header.name, Buffer.concat(parts).toString('utf8'))
-        next()
-      })
-      stream.on('error', reject)
-    })
-    tar.on('finish', resolve)
-    tar.on('error', reject)
+  await forEachEntry(archive, async (header, body) => {
+    if (header.type !== 'file' || header.name.includes('/') || !header.name.endsWith('.json') || header.size > MAX_JSON) return
+    const parts: Buffer[] = []
+    for await (const part of body) parts.push(part)
+    jsons.set(header.name, Buffer.concat(parts).toString('utf8'))
   })
-  for await (const piece of archive) {
-    if (!tar.write(piece)) await new Promise<void>(resolve => { tar.once('drain', () => { resolve() }) })
-  }
-  tar.end(undefined)
-  await done
   let manifest: Array<{ Config?: string, Layers?: string[] }>
   try {
     manifest = JSON.parse(jsons.get('manifest.json') ?? 'null')

@@ -18,6 +18,7 @@ import { execFile } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import { lstat, readdir, readlink } from 'node:fs/promises'
 import { posix } from 'node:path'
+import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { extract, pack, type Header } from 'tar-stream'
 
@@ -43,25 +44,27 @@ export async function listTree (root: string): Promise<Listing> {
   return out
 }
 
+/**
+ * Each entry of a tar stream in turn: `visit` reads the body or leaves it,
+ * and what it leaves is skipped before the next entry.
+ */
+export async function forEachEntry (archive: AsyncIterable<Uint8Array>, visit: (header: Header, body: AsyncIterable<Buffer>) => void | Promise<void>): Promise<void> {
+  const tar = extract()
+  const feeding = Readable.from(archive).once('error', err => { tar.destroy(err) })
+  feeding.pipe(tar as unknown as NodeJS.WritableStream)
+  for await (const entry of tar) {
+    await visit(entry.header, entry as AsyncIterable<Buffer>)
+    for await (const _ of entry) { /* the rest, unread */ }
+  }
+}
+
 /** The listing of a tar's entries under `prefix` (the prefix itself and what is outside it left out). */
 export async function archiveListing (archive: AsyncIterable<Uint8Array>, prefix: string): Promise<Listing> {
   const out: Listing = new Map()
-  const tar = extract()
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('entry', (header, stream, next) => {
-      const name = header.name.replace(/\/+$/, '')
-      if (name.startsWith(prefix)) out.set(name.slice(prefix.length), header.type === 'directory')
-      stream.on('end', () => { next() })
-      stream.resume()
-    })
-    tar.on('finish', resolve)
-    tar.on('error', reject)
+  await forEachEntry(archive, header => {
+    const name = header.name.replace(/\/+$/, '')
+    if (name.startsWith(prefix)) out.set(name.slice(prefix.length), header.type === 'directory')
   })
-  for await (const piece of archive) {
-    if (!tar.write(piece)) await new Promise<void>(resolve => { tar.once('drain', () => { resolve() }) })
-  }
-  tar.end(undefined)
-  await done
   return out
 }
 
