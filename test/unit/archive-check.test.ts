@@ -16,12 +16,11 @@ async function tarOf (entries: Entry[]): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-/** What the engine would receive: the entries of the checked tar, or the error that ended it. */
-async function throughChecker (bytes: Buffer, mount = '/data', limits: { maxBytes?: number, maxEntries?: number } = {}): Promise<{ names: string[], bodies: Map<string, string>, error?: Error }> {
+/** What the engine would receive: the entries of a checked tar, or the error that ended it. */
+async function received (checked: Readable): Promise<{ names: string[], bodies: Map<string, string>, error?: Error }> {
   const names: string[] = []
   const bodies = new Map<string, string>()
   const tar = extract()
-  const checked = checkArchive(Readable.from([bytes]), { mount, ...limits })
   let error: Error | undefined
   checked.on('error', err => { error = err; tar.destroy(err) })
   checked.pipe(tar as unknown as NodeJS.WritableStream)
@@ -36,6 +35,10 @@ async function throughChecker (bytes: Buffer, mount = '/data', limits: { maxByte
     error ??= err as Error
   }
   return { names, bodies, error }
+}
+
+async function throughChecker (bytes: Buffer, mount = '/data', limits: { maxBytes?: number, maxEntries?: number } = {}): Promise<{ names: string[], bodies: Map<string, string>, error?: Error }> {
+  return await received(checkArchive(Readable.from([bytes]), { mount, ...limits }))
 }
 
 async function refused (entries: Entry[], match: RegExp, mount?: string): Promise<string[]> {
@@ -129,23 +132,7 @@ describe('archive checker', () => {
 })
 
 describe('image archive checker', () => {
-  async function throughImageChecker (bytes: Buffer): Promise<{ names: string[], error?: Error }> {
-    const names: string[] = []
-    const tar = extract()
-    const checked = checkImageArchive(Readable.from([bytes]))
-    let error: Error | undefined
-    checked.on('error', err => { error = err; tar.destroy(err) })
-    checked.pipe(tar as unknown as NodeJS.WritableStream)
-    try {
-      for await (const entry of tar) {
-        names.push(entry.header.name)
-        for await (const _ of entry) { /* drain */ }
-      }
-    } catch (err) {
-      error ??= err as Error
-    }
-    return { names, error }
-  }
+  const throughImageChecker = async (bytes: Buffer): Promise<{ names: string[], error?: Error }> => await received(checkImageArchive(Readable.from([bytes])))
 
   const saved = async (layer: Buffer | string, extra: Entry[] = []): Promise<Buffer> => await tarOf([
     dir('abc/'), { name: 'abc/layer.tar', type: 'file', body: layer as unknown as string }, file('cfg.json', '{}'), file('manifest.json', '[]'), ...extra
