@@ -131,10 +131,6 @@ export class ChunkStore {
     return await this.#recipes.get(`${migration}!${blob}`)
   }
 
-  async dropRecipes (migration: string): Promise<void> {
-    for await (const key of this.#recipes.keys({ gte: `${migration}!`, lt: `${migration}!\xff` })) await this.#recipes.del(key)
-  }
-
   /** Bytes free on the store's filesystem. */
   async free (): Promise<number> {
     await mkdir(this.dir, { recursive: true })

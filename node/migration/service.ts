@@ -115,7 +115,7 @@ const PHASE_TIMEOUT_MS = 10 * 60_000
  * round and a whole final snapshot, each with a tenth to spare (tar headers,
  * an estimate taken a moment earlier), and 256 MiB besides.
  */
-export function announcedCap (offered: number): number {
+function announcedCap (offered: number): number {
   return Math.ceil(offered * 2.2) + 256 * 1024 * 1024
 }
 
