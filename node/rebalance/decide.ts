@@ -253,12 +253,16 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   if (options.lastMoveAt != null && now - options.lastMoveAt < policy.nodeCooldownMs) {
     return result({ action: 'hold', reason: `this node moved a container ${Math.round((now - options.lastMoveAt) / 1000)} s ago; it waits ${Math.round(policy.nodeCooldownMs / 1000)} s` })
   }
+  const isOver = (x: number): boolean => x > mu + policy.high + EPSILON || x > policy.ceiling + EPSILON
   const load = loads[self.id] as number
-  const over = load > mu + policy.high + EPSILON || load > policy.ceiling + EPSILON
+  const over = isOver(load)
   const peers = eligible.filter(n => n.id !== self.id)
   const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
-  if (!over && !(load > mu + EPSILON && under.length > 0)) {
-    return result({ action: 'hold', reason: `load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${under.length > 0 ? '' : ' and no peer is under'}` })
+  // while an over peer can shed, it fills the under peers: a node within the band pushing too adds moves the over peer must still make
+  const shedding = peers.find(n => isOver(loads[n.id] as number) && n.containers.some(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)))
+  if (!over && !(load > mu + EPSILON && under.length > 0 && shedding == null)) {
+    const why = under.length === 0 ? ' and no peer is under' : shedding != null && load > mu + EPSILON ? `; ${shedding.name} is over and sheds first` : ''
+    return result({ action: 'hold', reason: `load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${why}` })
   }
   // over: any peer below the mean may take; merely above the mean: only an under peer
   const targets = over ? peers.filter(n => (loads[n.id] as number) < mu - EPSILON) : under
