@@ -206,9 +206,15 @@ export function loadOf (n: NodeView, w: Weights): number {
 
 /** The load after a container arrives (sign 1) or leaves (sign −1). */
 export function loadWith (n: NodeView, c: ContainerView, sign: 1 | -1, w: Weights): number {
-  const dims = dimensions(n)
+  return loadFrom(dimensions(n), n, c, sign, w)
+}
+
+/** loadWith() from the node's dimensions, worked out once for many containers. */
+function loadFrom (dims: Record<Dimension, number>, n: NodeView, c: ContainerView, sign: 1 | -1, w: Weights): number {
+  const total = totalWeight(w)
+  if (total === 0) return 0
   const delta = shift(n, c, sign)
-  return weighted(Object.fromEntries(DIMENSIONS.map(d => [d, dims[d] + delta[d]])) as Record<Dimension, number>, w)
+  return DIMENSIONS.reduce((s, d) => s + Math.max(0, w[d]) * (dims[d] + delta[d]), 0) / total
 }
 
 /** Whether the rules let a container move on its own (a drain moves all but the pinned). */
@@ -219,10 +225,18 @@ export function autoMovable (c: ContainerView, policy: RebalancePolicy): boolean
 
 /** Why a container cannot arrive on a node now, or undefined when it fits. */
 export function fits (n: NodeView, c: ContainerView): string | undefined {
+  return fitsIn(n, occupancy(n), c)
+}
+
+/** Memory reserved (running and in flight) and containers running on a node. */
+function occupancy (n: NodeView): { reserved: number, running: number } {
   const running = n.containers.filter(x => x.running)
-  const reserved = running.reduce((s, x) => s + x.mem, 0) + n.memInFlight
+  return { reserved: running.reduce((s, x) => s + x.mem, 0) + n.memInFlight, running: running.length }
+}
+
+function fitsIn (n: NodeView, { reserved, running }: { reserved: number, running: number }, c: ContainerView): string | undefined {
   if (reserved + c.mem > n.memAlloc) return `${n.name} has ${Math.max(0, n.memAlloc - reserved)} bytes of memory to reserve, ${c.name} asks ${c.mem}`
-  if (running.length + 1 > n.maxContainers) return `${n.name} runs ${running.length} containers, its most`
+  if (running + 1 > n.maxContainers) return `${n.name} runs ${running} containers, its most`
   if (n.diskTotal > 0 && n.diskUsed + c.bytes * 1.2 > n.diskTotal) return `${n.name} lacks the disk for ${c.bytes} bytes`
   return undefined
 }
@@ -284,15 +298,21 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const moves: Move[] = []
   let busy = 0
   let full = 0
+  // each node's dimensions once, not once per pair: with hundreds of peers this loop is most of the cost
+  const exclude = options.exclude != null && options.exclude.size > 0 ? options.exclude : undefined
+  const selfDims = dimensions(self)
+  const sourceAfters = movable.map(c => loadFrom(selfDims, self, c, -1, w))
   for (const t of targets) {
     if (t.incoming > 0) { busy++; continue }
     const before = loads[t.id] as number
-    for (const c of movable) {
-      if (options.exclude?.has(`${c.name}→${t.id}`) === true) continue
+    const dims = dimensions(t)
+    const room = occupancy(t)
+    for (const [i, c] of movable.entries()) {
+      if (exclude != null && exclude.has(`${c.name}→${t.id}`)) continue
       if (c.cameFrom === t.id && c.arrivedAt != null && now - c.arrivedAt < policy.returnAfterMs) continue
-      if (fits(t, c) != null) { full++; continue }
-      const after = loadWith(t, c, 1, w)
-      const sourceAfter = loadWith(self, c, -1, w)
+      if (fitsIn(t, room, c) != null) { full++; continue }
+      const after = loadFrom(dims, t, c, 1, w)
+      const sourceAfter = sourceAfters[i] as number
       if (after > band[1] + EPSILON || after > policy.ceiling + EPSILON) continue
       const gain = (load - mu) ** 2 + (before - mu) ** 2 - (sourceAfter - mu) ** 2 - (after - mu) ** 2
       if (gain < policy.minGain) continue
@@ -306,14 +326,21 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
     return result({ action: 'hold', reason: `load ${round(load)} is ${over ? 'over' : 'above the mean'}, but ${why}` }, [], skipped)
   }
   // the most even mesh first; within a tenth of the best gain, the fewest bytes
-  moves.sort((a, b) => b.gain - a.gain || a.bytes - b.bytes || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id))
-  const best = moves[0] as Move
-  const near = moves.filter(m => m.gain >= best.gain * 0.9)
-  near.sort((a, b) => a.bytes - b.bytes || b.gain - a.gain || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id))
-  const chosen = near[0] as Move
+  const byGain = (a: Move, b: Move): number => b.gain - a.gain || a.bytes - b.bytes || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id)
+  // the five best by gain without sorting them all: a mesh of hundreds of nodes offers thousands
+  const top: Move[] = []
+  for (const m of moves) {
+    if (top.length === 5 && byGain(m, top[4] as Move) >= 0) continue
+    top.splice(top.findIndex(x => byGain(m, x) < 0) >>> 0, 0, m)
+    if (top.length > 5) top.pop()
+  }
+  const best = top[0] as Move
+  const byBytes = (a: Move, b: Move): number => a.bytes - b.bytes || b.gain - a.gain || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id)
+  let chosen = best
+  for (const m of moves) if (m.gain >= best.gain * 0.9 && byBytes(m, chosen) < 0) chosen = m
   const reason = `load ${round(load)} is ${over ? 'over the high watermark' : 'above the mean with a peer under'} (mean ${round(mu)}); ` +
     `moving ${chosen.container.name} (${chosen.bytes} bytes) to ${chosen.target.name} takes this node to ${round(chosen.sourceLoad[1])} and it to ${round(chosen.targetLoad[1])}`
-  return result({ action: 'move', move: chosen, reason }, [chosen, ...moves.filter(m => m !== chosen)].slice(0, 5), skipped)
+  return result({ action: 'move', move: chosen, reason }, [chosen, ...top.filter(m => m !== chosen)].slice(0, 5), skipped)
 }
 
 export interface Offered {
