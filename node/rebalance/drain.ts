@@ -64,7 +64,9 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
   const failures = new Map<string, number>()
   const stayed = new Map<string, string>()
   /** Migrations that ended well but whose container was not yet seen at its target. */
-  const unconfirmed = new Map<string, { target: NodeView, migration?: string, running: boolean }>()
+  const unconfirmed = new Map<string, { target: NodeView, migration?: string, running: boolean, lost?: boolean }>()
+  /** Where each container was last sent when the answer was a failure: a lost answer may hide a commit. */
+  const failed = new Map<string, { target: NodeView, running: boolean }>()
   const finish = (): DrainReport => {
     report.stayed = [...stayed].map(([container, reason]) => ({ container, reason }))
     report.done = report.stayed.length === 0
@@ -84,6 +86,13 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
     let progress = false
     for (const name of [...unconfirmed.keys()]) progress = await confirm(name) || progress
     const here = await ops.containers()
+    // a container that left after a migration which answered a failure did commit: confirm it at that target like any other
+    const listed = new Set(here.map(c => c.name))
+    for (const [name, f] of failed) {
+      if (listed.has(name)) continue
+      failed.delete(name)
+      unconfirmed.set(name, { ...f, lost: true })
+    }
     stayed.clear()
     const pending: ContainerView[] = []
     for (const c of here) {
@@ -104,10 +113,14 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
       const target = place.target
       const outcome = await ops.migrate(c.name, target.id, signal)
       if (outcome.ok) {
+        failed.delete(c.name)
         unconfirmed.set(c.name, { target, migration: outcome.id, running: c.running })
-        progress = await confirm(c.name) || progress
+        // not at its target yet (a slow start): the loop goes on until it is, or the deadline
+        if (await confirm(c.name)) progress = true
+        else again = true
         continue
       }
+      failed.set(c.name, { target, running: c.running })
       // a refusal by code rules the target out for this container at once, any other failure after two
       const pair = `${c.name}→${target.id}`
       const code = outcome.code ?? 'error'
@@ -120,7 +133,11 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
     if (!progress && !again) break
     if (!progress) await ops.sleep(options.retryMs ?? 1000, signal).catch(() => {})
   }
-  for (const [name, u] of unconfirmed) stayed.set(name, `migration ${u.migration ?? ''} ended, but ${name} was not seen at ${u.target.name} before the deadline`)
+  for (const [name, u] of unconfirmed) {
+    stayed.set(name, u.lost === true
+      ? `${name} left this node after a migration to ${u.target.name} whose answer was lost, and was not seen there before the deadline`
+      : `migration ${u.migration ?? ''} ended, but ${name} was not seen at ${u.target.name} before the deadline`)
+  }
   // what the engine still lists stayed, whatever the last pass thought
   const left = new Set((await ops.containers()).map(c => c.name))
   for (const name of left) if (!stayed.has(name) && !report.moved.some(m => m.container === name)) stayed.set(name, 'the deadline passed before it moved')
