@@ -19,7 +19,7 @@
  * Prints a markdown table (progress on stderr), writes
  * bench/results/rebalance.json and draws docs/bench-rebalance.svg.
  *
- * Flags: --seeds50 N (default 30), --seeds500 N (default 4), --small N
+ * Flags: --seeds50 N (default 30), --seeds500 N (default 3), --small N
  * (default 10), --drains N (default 100), --workers N (default: the CPUs),
  * --quick (10, 1, 5, 20).
  */
@@ -218,7 +218,7 @@ function chart (sizes: Array<{ nodes: number, series: Record<'ours' | 'deschedul
 async function main (): Promise<void> {
   const quick = process.argv.includes('--quick')
   const seeds50 = flag('seeds50', quick ? 10 : 30)
-  const seeds500 = flag('seeds500', quick ? 1 : 4)
+  const seeds500 = flag('seeds500', quick ? 1 : 3)
   const smallSeeds = flag('small', quick ? 5 : 10)
   const drains = flag('drains', quick ? 20 : 100)
   const workers = flag('workers', availableParallelism())

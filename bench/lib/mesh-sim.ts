@@ -587,14 +587,16 @@ export function greedy (start: Mesh, policy: RebalancePolicy, maxMoves = 100_000
     const mu = load.reduce((s, v) => s + v, 0) / n
     const lo = mu - policy.low
     const hi = Math.min(mu + policy.high, policy.ceiling)
-    let worstOver = -1
-    let worstUnder = -1
+    const over: number[] = []
+    const under: number[] = []
     for (let i = 0; i < n; i++) {
       const v = load[i] as number
-      if (v > hi + EPSILON && (worstOver < 0 || v > (load[worstOver] as number))) worstOver = i
-      if (v < lo - EPSILON && (worstUnder < 0 || v < (load[worstUnder] as number))) worstUnder = i
+      if (v > hi + EPSILON) over.push(i)
+      if (v < lo - EPSILON) under.push(i)
     }
-    if (worstOver < 0 && worstUnder < 0) break
+    if (over.length === 0 && under.length === 0) break
+    over.sort((a, b) => (load[b] as number) - (load[a] as number))
+    under.sort((a, b) => (load[a] as number) - (load[b] as number))
     let best: { s: number, t: number, c: ContainerView, score: number, gain: number, ds: number, dt: number } | undefined
     const consider = (s: number, t: number, c: ContainerView): void => {
       const src = nodes[s] as NodeView
@@ -609,18 +611,20 @@ export function greedy (start: Mesh, policy: RebalancePolicy, maxMoves = 100_000
       if (score <= EPSILON || gain <= 0) return
       if (best == null || score > best.score + EPSILON || (score > best.score - EPSILON && gain > best.gain)) best = { s, t, c, score, gain, ds, dt }
     }
-    if (worstOver >= 0) {
-      const src = nodes[worstOver] as NodeView
-      for (const c of src.containers) {
+    // the node furthest over that some move helps (a node whose movable containers cannot help is passed over)
+    for (const s of over) {
+      for (const c of (nodes[s] as NodeView).containers) {
         if (!c.running || !autoMovable(c, policy)) continue
-        for (let t = 0; t < n; t++) if (t !== worstOver && (load[t] as number) < mu) consider(worstOver, t, c)
+        for (let t = 0; t < n; t++) if (t !== s && (load[t] as number) < mu) consider(s, t, c)
       }
+      if (best != null) break
     }
-    if (best == null && worstUnder >= 0) {
+    for (const t of best == null ? under : []) {
       for (let s = 0; s < n; s++) {
-        if (s === worstUnder || (load[s] as number) <= mu) continue
-        for (const c of (nodes[s] as NodeView).containers) if (c.running && autoMovable(c, policy)) consider(s, worstUnder, c)
+        if (s === t || (load[s] as number) <= mu) continue
+        for (const c of (nodes[s] as NodeView).containers) if (c.running && autoMovable(c, policy)) consider(s, t, c)
       }
+      if (best != null) break
     }
     if (best == null) break
     const { s, t, c, ds, dt } = best
