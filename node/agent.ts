@@ -17,7 +17,7 @@ import { dockerRuntime } from './runtime/docker.ts'
 import { noRuntime } from './runtime/none.ts'
 import { createStore, type Store } from './store.ts'
 import { createAuditLog, type AuditLog } from './audit/log.ts'
-import { replication as createReplication } from './audit/replication.ts'
+import { replication as createReplication, type Replication } from './audit/replication.ts'
 import { createJournal } from './migration/journal.ts'
 import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
 import type { MigrationRecord } from './migration/journal.ts'
@@ -80,6 +80,8 @@ export interface Agent {
   readonly migrations: Migrations
   /** This node's audit log. */
   readonly audit: AuditLog
+  /** The log's replication: the version vectors peers advertised, for the lag metrics. */
+  readonly replication: Pick<Replication, 'advertised'>
   /** The CloudWatch publisher's counts while it runs (config `metrics.cloudwatch`); undefined when off. */
   cloudWatchStats(): CloudWatchStats | undefined
 }
@@ -220,6 +222,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     gossip,
     migrations,
     audit,
+    replication,
 
     async start () {
       // in order: store, runtime, network, gossip; a failure undoes what started
