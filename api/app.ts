@@ -26,15 +26,15 @@ import { isFinal } from '../protocols/migrate/index.ts'
 import { errorMessage, type Logger } from '../node/logger.ts'
 import { dashboard } from './dashboard.ts'
 import { eventStream, type Subscribe } from './events.ts'
-import { METRICS_CONTENT_TYPE, metricsText } from './metrics.ts'
+import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
 import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
 
 type Listen = 'addEventListener' | 'removeEventListener'
 
 /** What the API needs of the agent. */
-export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats'>> & {
-  audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append'>
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats' | 'replication'>> & {
+  audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append' | 'vector' | 'appended'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback' | Listen>
   gossip: { view: Pick<MeshView, Listen> }
 }
@@ -139,6 +139,27 @@ export function createApp (init: AppInit) {
     await next()
   }
 
+  // one registry per agent, made at the first scrape (an app never scraped starts no collectors)
+  let metrics: Metrics | undefined
+  const scrape = async (c: Context): Promise<Response> => {
+    metrics ??= createMetrics({
+      info: () => agent.info(),
+      peers: () => agent.peers(),
+      containers: () => agent.containers(),
+      migrations: async () => await agent.migrations.list(),
+      held: async () => await agent.audit.vector(),
+      appended: () => agent.audit.appended,
+      refused: () => agent.audit.refusedCount,
+      advertised: () => agent.replication?.advertised() ?? [],
+      cloudwatch: () => agent.cloudWatchStats?.()
+    })
+    return c.body(await metrics.text(), 200, { 'content-type': METRICS_CONTENT_TYPE })
+  }
+  // Prometheus' default metrics_path, with the same token as /v1; /v1/metrics stays as its alias
+  const prometheus = new Hono()
+    .use('/metrics', requireToken({ token: init.token }))
+    .get('/metrics', scrape)
+
   const knownMigration = async (value: string): Promise<MigrationRecord> => {
     const id = migrationId(value)
     const record = await agent.migrations.get(id)
@@ -187,14 +208,7 @@ export function createApp (init: AppInit) {
       return c.json({ ok: origins.every(o => o.gaps.length === 0 && o.breaks.length === 0), origins, refused: agent.audit.refusedCount })
     })
     .get('/openapi.json', (c) => c.json(openApiDocument()))
-    .get('/metrics', async (c) => c.body(await metricsText({
-      info: () => agent.info(),
-      peers: () => agent.peers(),
-      containers: () => agent.containers(),
-      migrations: async () => await agent.migrations.list(),
-      refused: () => agent.audit.refusedCount,
-      cloudwatch: () => agent.cloudWatchStats?.()
-    }), 200, { 'content-type': METRICS_CONTENT_TYPE }))
+    .get('/metrics', scrape)
     .get('/events', (c) => eventStream(c, meshEvents(agent)))
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted
@@ -231,6 +245,7 @@ export function createApp (init: AppInit) {
     .use(limitRequests(init.rateLimit))
     .route('/', health)
     .route('/', dashboard())
+    .route('/', prometheus)
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))

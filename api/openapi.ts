@@ -57,19 +57,25 @@ const TIME = 'ISO 8601 time or a span back from now: 90s, 15m, 1h, 2d'
 
 const MIGRATION_EVENTS = 'Server-Sent Events: `migration` with the record, first as it is, then at every phase and as bytes move; the stream ends after a final phase (activated, aborted, rolled-back, dry-run)'
 
+const METRICS_SUMMARY = 'capacity, peers by status and state, containers by node, migrations by role and phase and by result, ' +
+  'histograms of migration duration and downtime, bytes sent, received, on the wire and deduplicated, chunks refused, ' +
+  'audit log entries held by origin and written by kind, replication lag, rebalance decisions, refused log entries, ' +
+  'CloudWatch counters while it runs, the process and Node.js runtime'
+
 export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/healthz', id: 'health', summary: 'liveness', public: true, ok: { 200: '`{status: "ok", peerId}`' }, content: 'json', schema: HealthSchema },
   { method: 'get', path: '/ui', id: 'dashboardRedirect', summary: 'the dashboard, at /ui/', public: true, ok: { 301: 'to /ui/' }, content: 'redirect' },
   ...Object.entries(DASHBOARD_FILES).map(([path, { file, type }]): Operation => ({
     method: 'get', path, id: `dashboard:${file}`, summary: `the dashboard's ${file} (static, no data; the page takes the token from its URL fragment)`, public: true, ok: { 200: file }, content: { type }
   })),
+  { method: 'get', path: '/metrics', id: 'metrics', summary: `Prometheus metrics: ${METRICS_SUMMARY}`, ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
+  { method: 'get', path: '/v1/metrics', id: 'metricsV1', summary: 'the same as /metrics, kept under /v1 for scrape configs written before /metrics', ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
   { method: 'get', path: '/v1/openapi.json', id: 'openapi', summary: 'this document', ok: { 200: 'OpenAPI 3.1' }, content: 'json' },
   { method: 'get', path: '/v1/node', id: 'getNode', summary: 'this node: peer id, name, addresses, capacity, inventory size, mesh id', ok: { 200: 'NodeInfo' }, content: 'json', schema: NodeInfoSchema },
   { method: 'get', path: '/v1/peers', id: 'getPeers', summary: 'the mesh view: every peer with status (alive, suspect, gone, left), state and capacity', ok: { 200: '`{peers: PeerInfo[]}`' }, content: 'json', schema: PeerListSchema },
   { method: 'get', path: '/v1/containers', id: 'getContainers', summary: 'containers of the whole mesh', query: { match: 'a regular expression on the name' }, ok: { 200: '`{containers: MeshContainer[]}`' }, content: 'json', schema: ContainerListSchema, errors: [400] },
   { method: 'post', path: '/v1/mesh/join', id: 'join', summary: 'dial a member and swap states', body: JoinBody, ok: { 200: '`{peerId}` of the member' }, content: 'json', schema: JoinedSchema, errors: [400, 502, 503] },
   { method: 'post', path: '/v1/mesh/leave', id: 'leave', summary: 'announce the leave and stop the agent', ok: { 202: '`{leaving: true, peerId}`; the agent leaves right after answering' }, content: 'json', schema: LeavingSchema },
-  { method: 'get', path: '/v1/metrics', id: 'metrics', summary: 'Prometheus metrics: capacity, peers by status, containers by node, migrations by role and phase, refused log entries', ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
   { method: 'get', path: '/v1/events', id: 'events', summary: 'mesh changes as Server-Sent Events', ok: { 200: 'Server-Sent Events: `peer` (a PeerInfo, on a status or state change), `peer-removed` (`{peerId}`, a gone or left peer forgotten), `migration` (a record of this node, on every update)' }, content: 'events' },
   {
     method: 'get',

@@ -14,6 +14,7 @@ import { eventStream } from '../../api/events.ts'
 import { OPERATIONS, openApiPath } from '../../api/openapi.ts'
 import { ProblemSchema } from '../../api/responses.ts'
 import type { PeerRecord } from '../../node/mesh/view.ts'
+import { parseExposition, sampleValue } from '../harness/prometheus-text.ts'
 import { capacity, record, stubAgent, TOKEN, UNKNOWN_ID, type StubAgent } from './stub-agent.ts'
 
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -226,18 +227,22 @@ describe('HTTP API contract', () => {
     }
   })
 
-  it('serves Prometheus metrics of the node, the mesh view and the migrations', async () => {
+  it('serves Prometheus metrics of the node, the mesh view, the migrations and the log at /metrics, and the same at /v1/metrics', async () => {
     const { call } = harness()
-    const res = await call('GET', '/v1/metrics')
+    const res = await call('GET', '/metrics')
     assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
-    const text = await res.text()
-    assert.match(text, /^# TYPE goto_info gauge\ngoto_info\{peer_id="12D3KooWStub",name="stub",version="0",mesh="m"\} 1$/m)
-    assert.match(text, /^goto_cpus 2$/m)
-    assert.match(text, /^goto_peers\{status="alive"\} 0$/m)
-    assert.match(text, /^goto_containers\{node="stub",state="running"\} 1$/m)
-    assert.match(text, /^goto_migrations\{role="source",phase="planned"\} 1$/m)
-    assert.match(text, /^# TYPE goto_audit_refused_total counter\ngoto_audit_refused_total 0$/m)
-    for (const line of text.trimEnd().split('\n')) assert.match(line, /^(# (HELP|TYPE) goto_\w+ .+|goto_\w+(\{(\w+="[^"]*",?)+\})? [\d.e+-]+)$/, line)
+    const families = parseExposition(await res.text())
+    const v = (name: string, labels = {}): number => sampleValue(families, name, labels)
+    assert.deepEqual(families.get('goto_info')?.samples.map(s => s.labels), [{ peer_id: '12D3KooWStub', name: 'stub', version: '0', mesh: 'm' }])
+    assert.equal(v('goto_cpus'), 2)
+    assert.equal(v('goto_peers', { status: 'alive' }), 0)
+    assert.equal(v('goto_containers', { node: 'stub', state: 'running' }), 1)
+    assert.equal(v('goto_migrations', { role: 'source', phase: 'planned' }), 1)
+    assert.equal(v('goto_audit_entries', { origin: '12D3KooWStub' }), 3)
+    assert.equal(v('goto_audit_refused_total'), 0)
+    assert.ok(families.has('goto_process_cpu_seconds_total'))
+    const alias = parseExposition(await (await call('GET', '/v1/metrics')).text())
+    assert.deepEqual([...alias.keys()], [...families.keys()])
   })
 
   it('pages the log with next', async () => {

@@ -72,6 +72,7 @@ export function stubAgent (): StubAgent {
       return { ...record, phase: 'rolled-back' as const }
     }
   })
+  const appended = new Map<string, number>()
   const stub: StubAgent = {
     joined: [],
     acts: [],
@@ -97,7 +98,13 @@ export function stubAgent (): StubAgent {
       list: async (q: { limit?: number, offset?: number } = {}) => entries.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? entries.length)),
       verify: async () => [],
       refusedCount: 0,
-      append: async (kind: string) => { stub.acts.push(kind); return {} as any }
+      append: async (kind: string) => {
+        stub.acts.push(kind)
+        appended.set(kind, (appended.get(kind) ?? 0) + 1)
+        return {} as any
+      },
+      vector: async () => ({ '12D3KooWStub': entries.length }),
+      appended
     },
     migrations,
     gossip: { view }
