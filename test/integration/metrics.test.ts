@@ -87,8 +87,13 @@ describe('/metrics during a migration', { timeout: 300_000 }, () => {
     assert.equal(last.source.v('goto_migration_downtime_seconds_count'), 1)
     assert.equal(last.target.v('goto_migration_duration_seconds_count', { role: 'target' }), 1)
     assert.equal(last.source.v('goto_migrations', { role: 'source', phase: 'activated' }), 1)
-    // the source's log entries of it reached the target's copy of the log
+    // the source's log entries of it reached the target's copy of the log; each side pulled the
+    // other's log on connecting, so each holds the other's version vector to measure its lag against
     assert.ok(last.target.v('goto_audit_entries', { origin: source.peerId }) > 0)
+    for (const [side, peer] of [[last.source, target], [last.target, source]] as const) {
+      assert.ok(side.v('goto_audit_peer_lag_entries', { peer: peer.peerId }) >= 0)
+      assert.ok(side.v('goto_audit_peer_vector_age_seconds', { peer: peer.peerId }) < 600)
+    }
     assert.equal(last.source.v('goto_audit_appended_total', { kind: 'migration.planned' }), 1)
     assert.equal(last.source.v('goto_audit_appended_total', { kind: 'migration.activated' }), 1)
   })
