@@ -2,8 +2,9 @@
  * The agent's HTTP API, versioned under /v1: small Hono routers chained into
  * one app, the bearer token on every route but /healthz and the dashboard's
  * static files, Server-Sent Events for a migration's progress and for mesh
- * changes, Prometheus metrics, the OpenAPI document of it all, and one error
- * handler that answers problem+json.
+ * changes, Prometheus metrics (at `/metrics`, Prometheus' default path, and
+ * `/v1/metrics`, both with the token), the OpenAPI document of it all, and one
+ * error handler that answers problem+json.
  *
  * @example
  * ```ts
