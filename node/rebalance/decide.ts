@@ -325,14 +325,14 @@ export type AdmitCode = 'TARGET_BUSY' | 'INSUFFICIENT_MEMORY' | 'OVERLOADED'
 /**
  * The target's side: whether it takes a container now, judged on its own
  * state. Every migration must fit the memory reserved; a rebalance or drain
- * move also waits for the one in flight and for the node's cooldown, and a
- * rebalance move must not lift the target above the high watermark.
+ * move also waits for the one in flight, and a rebalance move for the node's
+ * cooldown and only when it keeps the target under its high watermark.
  */
 export function admit (self: NodeView, nodes: NodeView[], offered: Offered, policy: RebalancePolicy, now: number, lastMoveAt?: number): { code: AdmitCode, reason: string } | undefined {
   const c: ContainerView = { name: offered.name, running: true, labels: {}, mem: offered.mem, cpu: offered.cpu, bytes: offered.bytes }
-  if (offered.purpose !== 'manual') {
-    if (self.incoming > 0) return { code: 'TARGET_BUSY', reason: `${self.name} is taking another move` }
-    if (lastMoveAt != null && now - lastMoveAt < policy.nodeCooldownMs) return { code: 'TARGET_BUSY', reason: `${self.name} took or sent a move ${Math.round((now - lastMoveAt) / 1000)} s ago` }
+  if (offered.purpose !== 'manual' && self.incoming > 0) return { code: 'TARGET_BUSY', reason: `${self.name} is taking another move` }
+  if (offered.purpose === 'rebalance' && lastMoveAt != null && now - lastMoveAt < policy.nodeCooldownMs) {
+    return { code: 'TARGET_BUSY', reason: `${self.name} took or sent a move ${Math.round((now - lastMoveAt) / 1000)} s ago` }
   }
   const running = self.containers.filter(x => x.running)
   const reserved = running.reduce((s, x) => s + x.mem, 0) + self.memInFlight

@@ -20,7 +20,7 @@ export interface DrainOutcome {
   ok: boolean
   /** The migration's id, when one was planned. */
   id?: string
-  /** A refusal or error code, when not ok. */
+  /** When not ok: the target's refusal code (`TARGET_BUSY`, `INSUFFICIENT_MEMORY`, …) or an error code (`GOTO_ERR_…`). */
   code?: string
   message?: string
 }
@@ -113,7 +113,7 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
       const code = outcome.code ?? 'error'
       const count = (failures.get(pair) ?? 0) + 1
       failures.set(pair, count)
-      if (!TRANSIENT.has(code) && (/^[A-Z_]+$/.test(code) || count >= 2)) exclude.add(pair)
+      if (!TRANSIENT.has(code) && (!code.startsWith('GOTO_ERR_') || count >= 2)) exclude.add(pair)
       stayed.set(c.name, `${target.name}: ${code}${outcome.message != null ? ` (${outcome.message})` : ''}`)
       again = true
     }
