@@ -248,21 +248,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped })
   const self = eligible.find(n => n.id === selfId)
   if (self == null) return result({ action: 'hold', reason: 'this node is not active in the mesh (draining, leaving, or runs no containers)' })
-  if (!policy.enabled) return result({ action: 'hold', reason: 'rebalancing is off in this node\'s config' })
-  if (self.outgoing > 0) return result({ action: 'hold', reason: 'a move from this node is in flight' })
-  if (options.lastMoveAt != null && now - options.lastMoveAt < policy.nodeCooldownMs) {
-    return result({ action: 'hold', reason: `this node moved a container ${Math.round((now - options.lastMoveAt) / 1000)} s ago; it waits ${Math.round(policy.nodeCooldownMs / 1000)} s` })
-  }
-  const load = loads[self.id] as number
-  const over = load > mu + policy.high + EPSILON || load > policy.ceiling + EPSILON
-  const peers = eligible.filter(n => n.id !== self.id)
-  const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
-  if (!over && !(load > mu + EPSILON && under.length > 0)) {
-    return result({ action: 'hold', reason: `load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${under.length > 0 ? '' : ' and no peer is under'}` })
-  }
-  // over: any peer below the mean may take; merely above the mean: only an under peer
-  const targets = over ? peers.filter(n => (loads[n.id] as number) < mu - EPSILON) : under
-
+  // which containers may move now, and why the others may not: shown whatever the decision
   const skipped: Skip[] = []
   const movable: ContainerView[] = []
   for (const c of self.containers) {
@@ -275,7 +261,22 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
       movable.push(c)
     }
   }
-  if (movable.length === 0) return result({ action: 'hold', reason: `load ${round(load)} is over, but no container of this node may move now` }, [], skipped)
+  const hold = (reason: string): Plan => result({ action: 'hold', reason }, [], skipped)
+  if (!policy.enabled) return hold('rebalancing is off in this node\'s config')
+  if (self.outgoing > 0) return hold('a move from this node is in flight')
+  if (options.lastMoveAt != null && now - options.lastMoveAt < policy.nodeCooldownMs) {
+    return hold(`this node moved a container ${Math.round((now - options.lastMoveAt) / 1000)} s ago; it waits ${Math.round(policy.nodeCooldownMs / 1000)} s`)
+  }
+  const load = loads[self.id] as number
+  const over = load > mu + policy.high + EPSILON || load > policy.ceiling + EPSILON
+  const peers = eligible.filter(n => n.id !== self.id)
+  const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
+  if (!over && !(load > mu + EPSILON && under.length > 0)) {
+    return hold(`load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${under.length > 0 ? '' : ' and no peer is under'}`)
+  }
+  // over: any peer below the mean may take; merely above the mean: only an under peer
+  const targets = over ? peers.filter(n => (loads[n.id] as number) < mu - EPSILON) : under
+  if (movable.length === 0) return hold(`load ${round(load)} is ${over ? 'over' : 'above the mean'}, but no container of this node may move now`)
 
   const moves: Move[] = []
   let busy = 0

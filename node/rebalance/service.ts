@@ -385,6 +385,8 @@ export class Rebalancer {
   readonly admission = async (offer: OfferPayload, flight: InFlight): Promise<{ code: RefusalCode, reason: string } | undefined> => {
     const purpose = offer.purpose ?? 'manual'
     if (purpose === 'rebalance' && this.#paused) return { code: 'PAUSED', reason: 'rebalancing is paused on this node' }
+    // judged on the engine's inventory now, not on what was last gossiped
+    await this.#c.gossip.refresh()
     const now = Date.now()
     const { nodes, lastMoveAt } = await this.#nodesWithHistory()
     const self = { ...nodes[0] as NodeView, ...flight }
