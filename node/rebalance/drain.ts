@@ -82,10 +82,11 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
     return true
   }
   const expired = (): boolean => signal.aborted || ops.now() >= options.deadline
+  let here: ContainerView[] = []
   while (!expired()) {
     let progress = false
     for (const name of [...unconfirmed.keys()]) progress = await confirm(name) || progress
-    const here = await ops.containers()
+    here = await ops.containers()
     for (const [name, f] of failed) {
       if (here.some(c => c.name === name)) continue
       // a failure whose container left anyway (an answer lost after the commit): see it land
@@ -135,7 +136,8 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
   }
   for (const [name, u] of unconfirmed) stayed.set(name, `migration ${u.migration ?? ''} ended, but ${name} was not seen at ${u.target.name} before the deadline`)
   // what the engine still lists stayed, whatever the last pass thought
-  const left = new Set((await ops.containers()).map(c => c.name))
+  // (the engine may be going away with the agent: then the last list read stands)
+  const left = new Set((await ops.containers().catch(() => here)).map(c => c.name))
   for (const name of left) if (!stayed.has(name) && !report.moved.some(m => m.container === name)) stayed.set(name, 'the deadline passed before it moved')
   for (const name of [...stayed.keys()]) if (!left.has(name) && !unconfirmed.has(name)) stayed.delete(name)
   return finish()

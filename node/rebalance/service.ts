@@ -139,6 +139,8 @@ export class Rebalancer {
   #running = false
   #announceTimer: NodeJS.Timeout | undefined
   #lastFlight = ''
+  /** Aborted by stop(): a drain in progress ends and reports what stayed. */
+  #shutdown = new AbortController()
 
   constructor (components: RebalancerComponents, init: RebalancerInit) {
     this.#c = components
@@ -151,6 +153,7 @@ export class Rebalancer {
 
   async start (): Promise<void> {
     this.#paused = await this.#meta.get(PAUSED_KEY) === true
+    this.#shutdown = new AbortController()
     this.#running = true
     this.#c.migrations.addEventListener('update', this.#onMigration)
     this.#schedule()
@@ -158,6 +161,7 @@ export class Rebalancer {
 
   async stop (): Promise<void> {
     this.#running = false
+    this.#shutdown.abort()
     clearTimeout(this.#timer)
     clearTimeout(this.#announceTimer)
     this.#c.migrations.removeEventListener('update', this.#onMigration)
@@ -441,7 +445,8 @@ export class Rebalancer {
       sleep: async (ms, signal) => { await new Promise<void>((resolve) => { const t = setTimeout(resolve, ms); signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true }) }) },
       now: () => Date.now()
     }
-    const report = await drain(me, ops, this.#policy, { deadline: options.deadline, signal: options.signal, onProgress: options.onProgress })
+    const signal = options.signal != null ? AbortSignal.any([options.signal, this.#shutdown.signal]) : this.#shutdown.signal
+    const report = await drain(me, ops, this.#policy, { deadline: options.deadline, signal, onProgress: options.onProgress })
     await this.#c.audit.append('drain.finished', { actor: options.actor, details: { done: report.done, moved: report.moved, stayed: report.stayed } })
     return report
   }
