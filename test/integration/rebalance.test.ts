@@ -112,6 +112,17 @@ describe('the mesh balances itself', { timeout: 900_000 }, () => {
     await new Promise(resolve => setTimeout(resolve, 8000))
     assert.equal((await moves(agents[0]!)).length, count, 'no move in eight decision rounds')
     assert.deepEqual(await placement(cluster), before_)
+    // and the commands say what is wrong with a wrong use
+    const wrong = await agents[0]!.cli(['rebalance', 'jump'])
+    assert.equal(wrong.code, 2)
+    assert.match(wrong.stderr, /"jump" is not pause or resume/)
+    const stray = await agents[0]!.cli(['leave', '--deadline', '5m'])
+    assert.equal(stray.code, 2)
+    assert.match(stray.stderr, /--deadline goes with --drain/)
+    const bad = await agents[0]!.cli(['leave', '--drain', '--deadline', 'soon'])
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /"soon" is not a span/)
+    assert.equal((await agents[0]!.call('GET', '/v1/node')).body.state, 'active', 'a refused drain leaves the node as it was')
   })
 
   it('a target that fills up while a decision is in flight refuses, and the source picks another', async () => {
