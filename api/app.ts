@@ -29,12 +29,13 @@ import { dashboard } from './dashboard.ts'
 import { eventStream, type Subscribe } from './events.ts'
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
-import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId, parseBody, readJson } from './schemas.ts'
+import { rebalanceRoutes, type RebalanceAgent } from './rebalance.ts'
 
 type Listen = 'addEventListener' | 'removeEventListener'
 
 /** What the API needs of the agent. */
-export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats' | 'replication'>> & {
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats' | 'replication'>> & RebalanceAgent & {
   audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append' | 'vector' | 'appended'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback' | Listen>
   gossip: { view: Pick<MeshView, Listen> }
@@ -56,24 +57,6 @@ export interface AppInit {
 function migrationId (value: string): string {
   const parsed = MigrationId.safeParse(value)
   if (!parsed.success) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `"${value}" is not a migration id (a UUID)`)
-  return parsed.data
-}
-
-async function readJson (req: { json: () => Promise<unknown> }): Promise<unknown> {
-  try {
-    return await req.json()
-  } catch {
-    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', 'the body is not JSON')
-  }
-}
-
-function parseBody<T> (schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const where = issue == null || issue.path.length === 0 ? 'body' : `body.${issue.path.join('.')}`
-    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${where}: ${issue?.message ?? 'invalid'}`)
-  }
   return parsed.data
 }
 
@@ -249,6 +232,13 @@ export function createApp (init: AppInit) {
     .route('/', prometheus)
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
+    .route('/v1', rebalanceRoutes({
+      agent,
+      middleware: [requireToken({ token: init.token }), recordActs],
+      readBody: async (schema, req) => parseBody(schema, await readJson(req)),
+      actorOf,
+      onLeave: init.onLeave
+    }))
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))
   app.onError((err, c) => {
     const res = toProblem(err, c)

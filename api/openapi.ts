@@ -16,9 +16,10 @@ import { z } from 'zod'
 import { VERSION } from '../node/agent.ts'
 import { DASHBOARD_FILES } from './dashboard.ts'
 import { METRICS_CONTENT_TYPE } from './metrics.ts'
-import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { DrainBody, JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { NDJSON } from './rebalance.ts'
 import {
-  ContainerListSchema, HealthSchema, JoinedSchema, LeavingSchema, LogPageSchema, LogReportSchema, MigrationListSchema,
+  ContainerListSchema, HealthSchema, RebalancePlanSchema, RebalanceStatusSchema, StepSchema, JoinedSchema, LeavingSchema, LogPageSchema, LogReportSchema, MigrationListSchema,
   MigrationRecordSchema, NodeInfoSchema, PeerListSchema, responses
 } from './responses.ts'
 
@@ -76,6 +77,11 @@ export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/v1/containers', id: 'getContainers', summary: 'containers of the whole mesh', query: { match: 'a regular expression on the name' }, ok: { 200: '`{containers: MeshContainer[]}`' }, content: 'json', schema: ContainerListSchema, errors: [400] },
   { method: 'post', path: '/v1/mesh/join', id: 'join', summary: 'dial a member and swap states', body: JoinBody, ok: { 200: '`{peerId}` of the member' }, content: 'json', schema: JoinedSchema, errors: [400, 502, 503] },
   { method: 'post', path: '/v1/mesh/leave', id: 'leave', summary: 'announce the leave and stop the agent', ok: { 202: '`{leaving: true, peerId}`; the agent leaves right after answering' }, content: 'json', schema: LeavingSchema },
+  { method: 'post', path: '/v1/mesh/drain', id: 'drain', summary: 'mark this node draining (gossiped: nobody sends it work), move every container but the pinned ones to peers with room, report, then leave', body: DrainBody, ok: { 200: 'JSON lines: `{type: "started", deadline}`, a `{type: "progress", report}` per container landed, and last `{type: "report", report}` (a DrainReport: done, moved, stayed with reasons); the agent leaves right after' }, content: { type: NDJSON }, errors: [400] },
+  { method: 'get', path: '/v1/rebalance', id: 'getRebalance', summary: 'what this node would do now and why (a dry run): the mesh\'s loads, the band, the best moves, the containers that may not move', ok: { 200: 'RebalancePlan' }, content: 'json', schema: RebalancePlanSchema },
+  { method: 'post', path: '/v1/rebalance', id: 'rebalance', summary: 'look at the mesh now and start at most one move (paused or draining: hold)', ok: { 200: '`{decision}`: the move started, or why it holds' }, content: 'json', schema: StepSchema },
+  { method: 'post', path: '/v1/rebalance/pause', id: 'pauseRebalance', summary: 'this node starts and takes no rebalance moves until resumed (kept across restarts)', ok: { 200: 'RebalanceStatus' }, content: 'json', schema: RebalanceStatusSchema },
+  { method: 'post', path: '/v1/rebalance/resume', id: 'resumeRebalance', summary: 'rebalance again', ok: { 200: 'RebalanceStatus' }, content: 'json', schema: RebalanceStatusSchema },
   { method: 'get', path: '/v1/events', id: 'events', summary: 'mesh changes as Server-Sent Events', ok: { 200: 'Server-Sent Events: `peer` (a PeerInfo, on a status or state change), `peer-removed` (`{peerId}`, a gone or left peer forgotten), `migration` (a record of this node, on every update)' }, content: 'events' },
   {
     method: 'get',

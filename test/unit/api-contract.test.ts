@@ -30,7 +30,8 @@ type Doc = { paths: Record<string, Record<string, DocOperation>> }
 /** A valid body per route that takes one. */
 const VALID_BODY: Record<string, unknown> = {
   'POST /v1/mesh/join': { addr: '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOther' },
-  'POST /v1/migrations': { container: 'web-1', target: 'host1' }
+  'POST /v1/migrations': { container: 'web-1', target: 'host1' },
+  'POST /v1/mesh/drain': { deadline: '1m' }
 }
 
 /** Statuses seen per documented route, checked against the document at the end. */
@@ -173,7 +174,11 @@ describe('HTTP API contract', () => {
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', async: 'yes' }), /^body\.async: .*boolean/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: 'fast' }), /^bwlimit: bandwidth limit "fast" is not a rate/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: -1 }), /^body\.bwlimit: /],
-      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', speed: 'fast' }), /^body: .*"speed"/]
+      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', speed: 'fast' }), /^body: .*"speed"/],
+      ['POST /v1/mesh/drain', 'not json', /the body is not JSON/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: 'soon' }), /^body\.deadline: a span like 90s, 15m or 1h/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: 600 }), /^body\.deadline: .*string/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: '10m', force: true }), /^body: .*"force"/]
     ]
     for (const [route, body, detail] of cases) {
       const [method, path] = route.split(' ') as [string, string]
