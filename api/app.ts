@@ -2,8 +2,9 @@
  * The agent's HTTP API, versioned under /v1: small Hono routers chained into
  * one app, the bearer token on every route but /healthz and the dashboard's
  * static files, Server-Sent Events for a migration's progress and for mesh
- * changes, Prometheus metrics, the OpenAPI document of it all, and one error
- * handler that answers problem+json.
+ * changes, Prometheus metrics (at `/metrics`, Prometheus' default path, and
+ * `/v1/metrics`, both with the token), the OpenAPI document of it all, and one
+ * error handler that answers problem+json.
  *
  * @example
  * ```ts
@@ -26,15 +27,16 @@ import { isFinal } from '../protocols/migrate/index.ts'
 import { errorMessage, type Logger } from '../node/logger.ts'
 import { dashboard } from './dashboard.ts'
 import { eventStream, type Subscribe } from './events.ts'
-import { METRICS_CONTENT_TYPE, metricsText } from './metrics.ts'
+import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from './metrics.ts'
 import { openApiDocument } from './openapi.ts'
-import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId, parseBody, readJson } from './schemas.ts'
+import { rebalanceRoutes, type RebalanceAgent } from './rebalance.ts'
 
 type Listen = 'addEventListener' | 'removeEventListener'
 
 /** What the API needs of the agent. */
-export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats'>> & {
-  audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append'>
+export type ApiAgent = Pick<Agent, 'peerId' | 'info' | 'peers' | 'containers' | 'join' | 'leave'> & Partial<Pick<Agent, 'cloudWatchStats' | 'replication'>> & RebalanceAgent & {
+  audit: Pick<Agent['audit'], 'list' | 'verify' | 'refusedCount' | 'append' | 'vector' | 'appended'>
   migrations: Pick<Agent['migrations'], 'begin' | 'finished' | 'list' | 'get' | 'cancel' | 'rollback' | Listen>
   gossip: { view: Pick<MeshView, Listen> }
 }
@@ -55,24 +57,6 @@ export interface AppInit {
 function migrationId (value: string): string {
   const parsed = MigrationId.safeParse(value)
   if (!parsed.success) throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `"${value}" is not a migration id (a UUID)`)
-  return parsed.data
-}
-
-async function readJson (req: { json: () => Promise<unknown> }): Promise<unknown> {
-  try {
-    return await req.json()
-  } catch {
-    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', 'the body is not JSON')
-  }
-}
-
-function parseBody<T> (schema: z.ZodType<T>, value: unknown): T {
-  const parsed = schema.safeParse(value)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    const where = issue == null || issue.path.length === 0 ? 'body' : `body.${issue.path.join('.')}`
-    throw new ApiError(400, 'GOTO_ERR_BAD_REQUEST', `${where}: ${issue?.message ?? 'invalid'}`)
-  }
   return parsed.data
 }
 
@@ -139,6 +123,27 @@ export function createApp (init: AppInit) {
     await next()
   }
 
+  // one registry per agent, made at the first scrape (an app never scraped starts no collectors)
+  let metrics: Metrics | undefined
+  const scrape = async (c: Context): Promise<Response> => {
+    metrics ??= createMetrics({
+      info: () => agent.info(),
+      peers: () => agent.peers(),
+      containers: () => agent.containers(),
+      migrations: async () => await agent.migrations.list(),
+      held: async () => await agent.audit.vector(),
+      appended: () => agent.audit.appended,
+      refused: () => agent.audit.refusedCount,
+      advertised: () => agent.replication?.advertised() ?? [],
+      cloudwatch: () => agent.cloudWatchStats?.()
+    })
+    return c.body(await metrics.text(), 200, { 'content-type': METRICS_CONTENT_TYPE })
+  }
+  // Prometheus' default metrics_path, with the same token as /v1; /v1/metrics stays as its alias
+  const prometheus = new Hono()
+    .use('/metrics', requireToken({ token: init.token }))
+    .get('/metrics', scrape)
+
   const knownMigration = async (value: string): Promise<MigrationRecord> => {
     const id = migrationId(value)
     const record = await agent.migrations.get(id)
@@ -187,14 +192,7 @@ export function createApp (init: AppInit) {
       return c.json({ ok: origins.every(o => o.gaps.length === 0 && o.breaks.length === 0), origins, refused: agent.audit.refusedCount })
     })
     .get('/openapi.json', (c) => c.json(openApiDocument()))
-    .get('/metrics', async (c) => c.body(await metricsText({
-      info: () => agent.info(),
-      peers: () => agent.peers(),
-      containers: () => agent.containers(),
-      migrations: async () => await agent.migrations.list(),
-      refused: () => agent.audit.refusedCount,
-      cloudwatch: () => agent.cloudWatchStats?.()
-    }), 200, { 'content-type': METRICS_CONTENT_TYPE }))
+    .get('/metrics', scrape)
     .get('/events', (c) => eventStream(c, meshEvents(agent)))
     .post('/mesh/leave', (c) => {
       // answer first, then leave: the caller learns the leave was accepted
@@ -231,8 +229,16 @@ export function createApp (init: AppInit) {
     .use(limitRequests(init.rateLimit))
     .route('/', health)
     .route('/', dashboard())
+    .route('/', prometheus)
     .route('/v1/migrations', migrations)
     .route('/v1', v1)
+    .route('/v1', rebalanceRoutes({
+      agent,
+      middleware: [requireToken({ token: init.token }), recordActs],
+      readBody: async (schema, req) => parseBody(schema, await readJson(req)),
+      actorOf,
+      onLeave: init.onLeave
+    }))
   app.notFound((c) => problem(c, 404, 'GOTO_ERR_NOT_FOUND', `no route ${c.req.method} ${c.req.path}`))
   app.onError((err, c) => {
     const res = toProblem(err, c)

@@ -16,9 +16,10 @@ import { z } from 'zod'
 import { VERSION } from '../node/agent.ts'
 import { DASHBOARD_FILES } from './dashboard.ts'
 import { METRICS_CONTENT_TYPE } from './metrics.ts'
-import { JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { DrainBody, JoinBody, LOG_LIMIT_DEFAULT, LOG_LIMIT_MAX, MigrateBody, MigrationId } from './schemas.ts'
+import { NDJSON } from './rebalance.ts'
 import {
-  ContainerListSchema, HealthSchema, JoinedSchema, LeavingSchema, LogPageSchema, LogReportSchema, MigrationListSchema,
+  ContainerListSchema, HealthSchema, RebalancePlanSchema, RebalanceStatusSchema, StepSchema, JoinedSchema, LeavingSchema, LogPageSchema, LogReportSchema, MigrationListSchema,
   MigrationRecordSchema, NodeInfoSchema, PeerListSchema, responses
 } from './responses.ts'
 
@@ -57,19 +58,30 @@ const TIME = 'ISO 8601 time or a span back from now: 90s, 15m, 1h, 2d'
 
 const MIGRATION_EVENTS = 'Server-Sent Events: `migration` with the record, first as it is, then at every phase and as bytes move; the stream ends after a final phase (activated, aborted, rolled-back, dry-run)'
 
+const METRICS_SUMMARY = 'capacity, peers by status and state, containers by node, migrations by role and phase and by result, ' +
+  'histograms of migration duration and downtime, bytes sent, received, on the wire and deduplicated, chunks refused, ' +
+  'audit log entries held by origin and written by kind, replication lag, rebalance decisions, refused log entries, ' +
+  'CloudWatch counters while it runs, the process and Node.js runtime'
+
 export const OPERATIONS: Operation[] = [
   { method: 'get', path: '/healthz', id: 'health', summary: 'liveness', public: true, ok: { 200: '`{status: "ok", peerId}`' }, content: 'json', schema: HealthSchema },
   { method: 'get', path: '/ui', id: 'dashboardRedirect', summary: 'the dashboard, at /ui/', public: true, ok: { 301: 'to /ui/' }, content: 'redirect' },
   ...Object.entries(DASHBOARD_FILES).map(([path, { file, type }]): Operation => ({
     method: 'get', path, id: `dashboard:${file}`, summary: `the dashboard's ${file} (static, no data; the page takes the token from its URL fragment)`, public: true, ok: { 200: file }, content: { type }
   })),
+  { method: 'get', path: '/metrics', id: 'metrics', summary: `Prometheus metrics: ${METRICS_SUMMARY}`, ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
+  { method: 'get', path: '/v1/metrics', id: 'metricsV1', summary: 'the same as /metrics, kept under /v1 for scrape configs written before /metrics', ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
   { method: 'get', path: '/v1/openapi.json', id: 'openapi', summary: 'this document', ok: { 200: 'OpenAPI 3.1' }, content: 'json' },
   { method: 'get', path: '/v1/node', id: 'getNode', summary: 'this node: peer id, name, addresses, capacity, inventory size, mesh id', ok: { 200: 'NodeInfo' }, content: 'json', schema: NodeInfoSchema },
   { method: 'get', path: '/v1/peers', id: 'getPeers', summary: 'the mesh view: every peer with status (alive, suspect, gone, left), state and capacity', ok: { 200: '`{peers: PeerInfo[]}`' }, content: 'json', schema: PeerListSchema },
   { method: 'get', path: '/v1/containers', id: 'getContainers', summary: 'containers of the whole mesh', query: { match: 'a regular expression on the name' }, ok: { 200: '`{containers: MeshContainer[]}`' }, content: 'json', schema: ContainerListSchema, errors: [400] },
   { method: 'post', path: '/v1/mesh/join', id: 'join', summary: 'dial a member and swap states', body: JoinBody, ok: { 200: '`{peerId}` of the member' }, content: 'json', schema: JoinedSchema, errors: [400, 502, 503] },
   { method: 'post', path: '/v1/mesh/leave', id: 'leave', summary: 'announce the leave and stop the agent', ok: { 202: '`{leaving: true, peerId}`; the agent leaves right after answering' }, content: 'json', schema: LeavingSchema },
-  { method: 'get', path: '/v1/metrics', id: 'metrics', summary: 'Prometheus metrics: capacity, peers by status, containers by node, migrations by role and phase, refused log entries', ok: { 200: 'the Prometheus text format, version 0.0.4' }, content: { type: METRICS_CONTENT_TYPE } },
+  { method: 'post', path: '/v1/mesh/drain', id: 'drain', summary: 'mark this node draining (gossiped: nobody sends it work), move every container but the pinned ones to peers with room, report, then leave', body: DrainBody, ok: { 200: 'JSON lines: `{type: "started", deadline}`, a `{type: "progress", report}` per container landed, and last `{type: "report", report}` (a DrainReport: done, moved, stayed with reasons); the agent leaves right after' }, content: { type: NDJSON }, errors: [400] },
+  { method: 'get', path: '/v1/rebalance', id: 'getRebalance', summary: 'what this node would do now and why (a dry run): the mesh\'s loads, the band, the best moves, the containers that may not move', ok: { 200: 'RebalancePlan' }, content: 'json', schema: RebalancePlanSchema },
+  { method: 'post', path: '/v1/rebalance', id: 'rebalance', summary: 'look at the mesh now and start at most one move (paused or draining: hold)', ok: { 200: '`{decision}`: the move started, or why it holds' }, content: 'json', schema: StepSchema },
+  { method: 'post', path: '/v1/rebalance/pause', id: 'pauseRebalance', summary: 'this node starts and takes no rebalance moves until resumed (kept across restarts)', ok: { 200: 'RebalanceStatus' }, content: 'json', schema: RebalanceStatusSchema },
+  { method: 'post', path: '/v1/rebalance/resume', id: 'resumeRebalance', summary: 'rebalance again', ok: { 200: 'RebalanceStatus' }, content: 'json', schema: RebalanceStatusSchema },
   { method: 'get', path: '/v1/events', id: 'events', summary: 'mesh changes as Server-Sent Events', ok: { 200: 'Server-Sent Events: `peer` (a PeerInfo, on a status or state change), `peer-removed` (`{peerId}`, a gone or left peer forgotten), `migration` (a record of this node, on every update)' }, content: 'events' },
   {
     method: 'get',

@@ -13,6 +13,8 @@ import type { MeshContainer, NodeInfo, PeerInfo } from '../node/agent.ts'
 import type { AuditEntry, OriginReport } from '../node/audit/log.ts'
 import type { MigrationRecord } from '../node/migration/journal.ts'
 import type { Problem } from './problem.ts'
+import type { DecisionRecord, PlanReport, RebalanceStatus } from '../node/rebalance/service.ts'
+import type { DrainReport } from '../node/rebalance/drain.ts'
 
 /** Named schemas: the document lists them under `components.schemas`, by these ids. */
 export const responses = z.registry<{ id: string }>()
@@ -115,3 +117,58 @@ export const LeavingSchema = named('Leaving', z.strictObject({ leaving: z.litera
 export const MigrationListSchema = named('MigrationList', z.strictObject({ migrations: z.array(MigrationRecordSchema) }))
 export const LogPageSchema = named('LogPage', z.strictObject({ entries: z.array(AuditEntrySchema), next: z.number().int().optional().describe('the offset of the next page, when there is one') }))
 export const LogReportSchema = named('LogReport', z.strictObject({ ok: z.boolean(), origins: z.array(OriginReportSchema), refused: z.number().int() }))
+
+const DecisionSchema = named('RebalanceDecision', z.strictObject({
+  at: time,
+  action: z.enum(['move', 'hold']),
+  reason: z.string(),
+  container: z.string().optional(),
+  target: z.string().optional().describe('the target node\'s name'),
+  migration: z.string().optional()
+}) satisfies z.ZodType<DecisionRecord>)
+
+export const RebalanceStatusSchema = named('RebalanceStatus', z.strictObject({
+  enabled: z.boolean().describe('config `rebalance.enabled`'),
+  paused: z.boolean(),
+  draining: z.boolean(),
+  moving: z.string().optional().describe('the rebalance move in flight from this node'),
+  last: DecisionSchema.optional().describe('the last decision')
+}) satisfies z.ZodType<RebalanceStatus>)
+
+const pair = z.tuple([z.number(), z.number()])
+
+export const RebalancePlanSchema = named('RebalancePlan', z.strictObject({
+  node: z.string(),
+  status: RebalanceStatusSchema,
+  decision: z.strictObject({
+    action: z.enum(['move', 'hold']),
+    reason: z.string(),
+    container: z.string().optional(),
+    target: z.string().optional(),
+    targetName: z.string().optional(),
+    bytes: z.number().optional()
+  }),
+  mean: z.number().describe('the mean load of the active nodes'),
+  band: pair.describe('the watermarks around the mean'),
+  loads: z.array(z.strictObject({ peerId: z.string(), name: z.string(), load: z.number(), containers: z.number().int() })),
+  candidates: z.array(z.strictObject({
+    container: z.string(),
+    target: z.string(),
+    targetName: z.string(),
+    bytes: z.number(),
+    gain: z.number(),
+    sourceLoad: pair,
+    targetLoad: pair
+  })),
+  skipped: z.array(z.strictObject({ container: z.string(), reason: z.string() }))
+}) satisfies z.ZodType<PlanReport>)
+
+export const StepSchema = named('RebalanceStep', z.strictObject({ decision: DecisionSchema }))
+
+export const DrainReportSchema = named('DrainReport', z.strictObject({
+  done: z.boolean().describe('every container left this node and runs at a peer'),
+  moved: z.array(z.strictObject({ container: z.string(), target: z.string(), targetName: z.string(), migration: z.string().optional() })),
+  stayed: z.array(z.strictObject({ container: z.string(), reason: z.string() })),
+  startedAt: z.number(),
+  endedAt: z.number()
+}) satisfies z.ZodType<DrainReport>)

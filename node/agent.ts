@@ -17,10 +17,13 @@ import { dockerRuntime } from './runtime/docker.ts'
 import { noRuntime } from './runtime/none.ts'
 import { createStore, type Store } from './store.ts'
 import { createAuditLog, type AuditLog } from './audit/log.ts'
-import { replication as createReplication } from './audit/replication.ts'
+import { replication as createReplication, type Replication } from './audit/replication.ts'
 import { createJournal } from './migration/journal.ts'
 import { migrations as createMigrations, type Migrations, type MigrationsInit } from './migration/service.ts'
 import type { MigrationRecord } from './migration/journal.ts'
+import { rebalancer as createRebalancer, type Rebalancer } from './rebalance/service.ts'
+import { DEFAULT_POLICY } from './rebalance/decide.ts'
+import type { DrainReport } from './rebalance/drain.ts'
 import { createCloudWatchPublisher, type CloudWatchPublisher, type CloudWatchStats } from './metrics/cloudwatch.ts'
 import type { AgentConfig } from './config.ts'
 import type { PeerRecord, PeerStatus } from './mesh/view.ts'
@@ -74,12 +77,22 @@ export interface Agent {
   join(addr: string): Promise<{ peerId: string }>
   /** Same as stop(): announce the leave, then stop. */
   leave(): Promise<void>
+  /**
+   * Mark the node draining, move every container but the pinned ones to
+   * peers until done or the deadline, then leave; resolves with the report
+   * before the leave.
+   */
+  drainAndLeave(options: { deadline: number, actor?: string, onProgress?: (report: DrainReport, final: boolean) => void }): Promise<DrainReport>
+  /** The rebalancer: plan, step, pause, resume, status. */
+  readonly rebalancer: Rebalancer
   /** The gossip service, for tests and benchmarks that watch the view. */
   readonly gossip: Gossip
   /** The migration engine: migrate, list, get, cancel, rollback. */
   readonly migrations: Migrations
   /** This node's audit log. */
   readonly audit: AuditLog
+  /** The log's replication: the version vectors peers advertised, for the lag metrics. */
+  readonly replication: Pick<Replication, 'advertised'>
   /** The CloudWatch publisher's counts while it runs (config `metrics.cloudwatch`); undefined when off. */
   cloudWatchStats(): CloudWatchStats | undefined
 }
@@ -140,25 +153,38 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     allowPeers: config.allowPeers,
     topics: [topic, logTopic]
   })
+  // the rebalancer is made after the migration engine, which it drives; both read each other late
+  let balance: Rebalancer | undefined
   const gossip = createGossip({
     name: config.name,
     topic,
     timing: config.gossip,
-    bootstrap: config.bootstrap
+    bootstrap: config.bootstrap,
+    capacityExtra: async (host) => await balance?.capacityExtra(host) ?? {}
   })({ libp2p, runtime, store, logger: logger.child('mesh') })
 
   const audit = createAuditLog(store.db, libp2p.peerId.toString(), secrets.privateKey)
   const replication = createReplication({ topic: logTopic, syncMs: config.logSyncMs })({ libp2p, log: audit, logger: logger.child('log') })
-  const migrations = createMigrations({ ...config.migration, ...options.migration })({
+  const journal = createJournal(store.db)
+  const migrations = createMigrations({
+    ...config.migration,
+    admission: async (offer, flight) => await balance?.admission(offer, flight),
+    ...options.migration
+  })({
     libp2p,
     runtime,
     gossip,
-    journal: createJournal(store.db),
+    journal,
     audit,
     privateKey: secrets.privateKey,
     logger: logger.child('migration'),
     chunks: new ChunkStore(store.db, join(config.dataDir, CHUNKS_DIR))
   })
+
+  balance = createRebalancer({ policy: config.rebalance ?? DEFAULT_POLICY })({
+    gossip, migrations, journal, runtime, audit, db: store.db, logger: logger.child('rebalance')
+  })
+  const rebalancer = balance
 
   // a node records its own join and leave; a failure only others can see, so each records the gone it sees
   // (joins and leaves seen by every peer would write N² entries for nothing new)
@@ -220,6 +246,8 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
     gossip,
     migrations,
     audit,
+    replication,
+    rebalancer,
 
     async start () {
       // in order: store, runtime, network, gossip; a failure undoes what started
@@ -236,6 +264,9 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
         await replication.start()
         started.push(async () => { await replication.stop() })
         await migrations.start()
+        started.push(async () => { await migrations.stop() })
+        await rebalancer.start()
+        started.push(async () => { await rebalancer.stop() })
         startCloudWatch()
         started.push(stopCloudWatch)
         await audit.append('node.joined', { details: { name: config.name, runtime: runtime.description, addrs: libp2p.getMultiaddrs().map(String) } })
@@ -264,6 +295,7 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
       state = 'stopping'
       stopping = (async () => {
         await audit.append('node.left', { details: { name: config.name } }).catch(() => {})
+        await rebalancer.stop().catch(() => {})
         await migrations.stop().catch(() => {})
         await stopCloudWatch().catch(() => {})
         try {
@@ -325,6 +357,15 @@ export async function createAgent (config: AgentConfig, options: AgentOptions = 
 
     async leave () {
       await agent.stop()
+    },
+
+    async drainAndLeave (options) {
+      if (state !== 'running') throw new NotRunningError('the agent is not running')
+      const report = await rebalancer.drain({ deadline: options.deadline, actor: options.actor, onProgress: (r) => { options.onProgress?.(r, false) } })
+      // the report first, then the leave: the caller learns what stayed before the agent goes
+      options.onProgress?.(report, true)
+      await agent.leave()
+      return report
     }
   }
   return agent

@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
 import type { AdmissionPolicy } from './migration/policy.ts'
-import { parseRate } from './chunks/bandwidth.ts'
+import { parseRate, parseSize } from './chunks/bandwidth.ts'
+import { DEFAULT_POLICY, DIMENSIONS, type RebalancePolicy } from './rebalance/decide.ts'
 
 export const DEFAULT_API_HOST = '127.0.0.1'
 export const DEFAULT_API_PORT = 7070
@@ -76,6 +77,8 @@ export interface AgentConfig {
   }
   /** Interval of the audit log's anti-entropy pull. @default 5000 */
   logSyncMs?: number
+  /** How the mesh evens its load (see node/rebalance/decide.ts for every field and its default). */
+  rebalance?: RebalancePolicy
   metrics?: {
     /** The CloudWatch publisher (GOTO_CLOUDWATCH=1, GOTO_CLOUDWATCH_ENDPOINT); off unless enabled. */
     cloudwatch?: CloudWatchConfig
@@ -127,6 +130,25 @@ const FileSchema = z.strictObject({
     forgetAfterMs: z.number().int().min(1000).optional()
   }).optional(),
   logSyncMs: z.number().int().min(100).optional(),
+  rebalance: z.strictObject({
+    enabled: z.boolean().optional(),
+    intervalMs: z.number().int().min(100).optional(),
+    weights: z.strictObject(Object.fromEntries(DIMENSIONS.map(d => [d, z.number().min(0).max(100).optional()])) as Record<typeof DIMENSIONS[number], z.ZodOptional<z.ZodNumber>>)
+      .refine(w => Object.values(w).some(v => (v ?? 0) > 0), 'at least one weight above 0').optional(),
+    high: z.number().min(0).max(1).optional(),
+    low: z.number().min(0).max(1).optional(),
+    ceiling: z.number().min(0).max(1).optional(),
+    movable: z.enum(['labelled', 'all']).optional(),
+    containerCooldownMs: z.number().int().min(0).optional(),
+    nodeCooldownMs: z.number().int().min(0).optional(),
+    returnAfterMs: z.number().int().min(0).optional(),
+    minGain: z.number().min(0).optional(),
+    capacity: z.strictObject({
+      memoryBytes: z.union([z.string(), z.number().positive()]).optional(),
+      cpus: z.number().positive().optional(),
+      containers: z.number().int().min(1).optional()
+    }).optional()
+  }).optional(),
   metrics: z.strictObject({
     cloudwatch: z.strictObject({
       enabled: z.boolean(),
@@ -254,7 +276,36 @@ export async function resolveConfig (flags: ConfigFlags = {}, env: NodeJS.Proces
       streams: file.migration?.streams,
       chunkRetentionMs: file.migration?.chunkRetentionMs
     },
+    rebalance: rebalancePolicy(file.rebalance, env),
     metrics: { cloudwatch: cloudWatchConfig(file.metrics?.cloudwatch, env) }
+  }
+}
+
+/** The file's `rebalance` over the defaults; GOTO_REBALANCE=0|1 turns this node's own moves off or on. */
+function rebalancePolicy (file: ConfigFile['rebalance'], env: NodeJS.ProcessEnv): RebalancePolicy {
+  const f = file ?? {}
+  let memoryBytes: number | undefined
+  if (f.capacity?.memoryBytes != null) {
+    try {
+      memoryBytes = parseSize(f.capacity.memoryBytes)
+    } catch (err) {
+      throw new ConfigError(`rebalance.capacity.memoryBytes: ${(err as Error).message}`)
+    }
+  }
+  const enabled = env.GOTO_REBALANCE != null && env.GOTO_REBALANCE !== '' ? env.GOTO_REBALANCE === '1' : f.enabled ?? DEFAULT_POLICY.enabled
+  const weights = f.weights != null
+    ? Object.fromEntries(DIMENSIONS.map(d => [d, f.weights?.[d] ?? 0])) as RebalancePolicy['weights']
+    : DEFAULT_POLICY.weights
+  return {
+    ...DEFAULT_POLICY,
+    ...Object.fromEntries(Object.entries(f).filter(([k, v]) => v != null && k !== 'capacity' && k !== 'weights')),
+    enabled,
+    weights,
+    capacity: {
+      memoryBytes,
+      cpus: f.capacity?.cpus,
+      containers: f.capacity?.containers ?? DEFAULT_POLICY.capacity.containers
+    }
   }
 }
 

@@ -84,6 +84,8 @@ export interface AuditLog extends TypedEventEmitter<AuditEvents> {
   verify(): Promise<OriginReport[]>
   /** Entries refused since start. */
   readonly refusedCount: number
+  /** Entries this node appended since start, by kind. */
+  readonly appended: ReadonlyMap<string, number>
 }
 
 const ZERO = '0'.repeat(64)
@@ -150,6 +152,7 @@ export function createAuditLog (db: Level<string, unknown>, origin: string, priv
 class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
   readonly origin: string
   refusedCount = 0
+  readonly appended = new Map<string, number>()
   readonly #entries
   readonly #heads
   readonly #time
@@ -200,6 +203,7 @@ class LevelAuditLog extends TypedEventEmitter<AuditEvents> implements AuditLog {
       const text = JSON.stringify(entry)
       const stored = { text, signature: await signText(this.#key, text) }
       await this.#store(entry, stored, { sync: true })
+      this.appended.set(kind, (this.appended.get(kind) ?? 0) + 1)
       this.safeDispatchEvent('entry', { detail: { entry, stored, own: true } })
       return entry
     })

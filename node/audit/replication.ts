@@ -4,7 +4,9 @@
  * with one peer, a node sends its version vector over `/goto/log-sync/1.0.0`
  * and takes whatever that peer holds beyond it, one bounded batch per request. Every
  * entry is checked (signature, chain) on receipt; refused ones are counted and
- * recorded as security events.
+ * recorded as security events. The vector a peer sends when it pulls from this
+ * node is kept (`advertised()`): what that peer held then, so the metrics can
+ * tell how far this node's copy lags behind it (`lagBehind`).
  */
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -29,11 +31,45 @@ export interface ReplicationComponents {
   logger: Logger
 }
 
+/** The version vector a peer sent in its last pull from this node, and when. */
+export interface AdvertisedVector {
+  peer: string
+  vector: Record<string, number>
+  /** Unix time (ms) it arrived. */
+  at: number
+}
+
 export interface Replication {
   start(): Promise<void>
   stop(): Promise<void>
   /** Pull what `peer` has beyond our vector; resolves to the number of entries taken. */
   pull(peer: string): Promise<number>
+  /** The newest vector of each peer that pulled from this node in the last `VECTOR_TTL_MS`. */
+  advertised(): AdvertisedVector[]
+}
+
+/**
+ * How long a peer's vector counts: a peer pulls from one random peer every
+ * `syncMs` (5 s), so a live one shows up again well within this; a peer gone
+ * for longer no longer says anything about what this node lacks.
+ */
+export const VECTOR_TTL_MS = 10 * 60_000
+
+/**
+ * Peers whose vector is kept at once. Each vector may name up to `MAX_ORIGINS`
+ * origins, so this bounds the memory; in a larger mesh the peers heard from most
+ * recently are kept, and they are the ones that say what this node lacks now.
+ */
+export const MAX_ADVERTISED = 256
+
+/** origin → entries `vector` holds beyond `held`, for the origins where it holds more. */
+export function lagBehind (held: Record<string, number>, vector: Record<string, number>): Record<string, number> {
+  const lag: Record<string, number> = {}
+  for (const [origin, seq] of Object.entries(vector)) {
+    const behind = seq - (held[origin] ?? 0)
+    if (behind > 0) lag[origin] = behind
+  }
+  return lag
 }
 
 export function replication (init: ReplicationInit): (components: ReplicationComponents) => Replication {
@@ -43,6 +79,14 @@ export function replication (init: ReplicationInit): (components: ReplicationCom
     let timer: NodeJS.Timeout | undefined
     let shutdown = new AbortController()
     const reported = new Set<string>()
+    const vectors = new Map<string, AdvertisedVector>()
+
+    const keepVector = (peer: string, vector: Record<string, number>): void => {
+      vectors.delete(peer)
+      // the map iterates oldest first: past the cap, the peer heard from least recently goes
+      if (vectors.size >= MAX_ADVERTISED) vectors.delete(vectors.keys().next().value as string)
+      vectors.set(peer, { peer, vector, at: Date.now() })
+    }
 
     const signal = (): AbortSignal => AbortSignal.any([shutdown.signal, AbortSignal.timeout(SYNC_TIMEOUT_MS)])
 
@@ -99,6 +143,7 @@ export function replication (init: ReplicationInit): (components: ReplicationCom
         for (;;) {
           const message = decodeLogMessage((await lp.read({ signal: signal() })).subarray())
           if (message.type !== 'want') throw new Error(`expected want, got ${message.type}`)
+          keepVector(connection.remotePeer.toString(), message.vector)
           const batch = await c.log.entriesAfter(message.vector, MAX_BATCH_ENTRIES)
           const more = batch.length === MAX_BATCH_ENTRIES
           await lp.write(encodeLogMessage({ type: 'entries', entries: batch, more }), { signal: signal() })
@@ -160,7 +205,11 @@ export function replication (init: ReplicationInit): (components: ReplicationCom
         c.libp2p.removeEventListener('peer:connect', onConnect)
         await c.libp2p.unhandle(LOG_SYNC_PROTOCOL).catch(() => {})
       },
-      pull
+      pull,
+      advertised () {
+        const since = Date.now() - VECTOR_TTL_MS
+        return [...vectors.values()].filter(v => v.at >= since)
+      }
     }
   }
 }

@@ -15,3 +15,10 @@ export function parseTime (value: string, what: string, now = Date.now()): numbe
   if (Number.isNaN(t)) throw new InvalidTimeError(`${what}: "${value}" is neither an ISO 8601 time nor a span like 30m, 1h or 2d`)
   return t
 }
+
+/** A span (`90s`, `15m`, `1h`, `2d`) as ms. */
+export function parseDuration (value: string, what: string): number {
+  const span = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(value.trim())
+  if (span == null) throw new InvalidTimeError(`${what}: "${value}" is not a span like 90s, 15m or 1h`)
+  return Number(span[1]) * (UNITS[span[2] ?? 's'] ?? 1000)
+}

@@ -44,6 +44,17 @@ export class TokenBucket {
 
 const UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, ki: 1024, mi: 1024 ** 2, gi: 1024 ** 3 }
 
+/** A size in bytes from `512M`, `2GiB`, `1.5g` or a plain number of bytes. */
+export function parseSize (value: string | number): number {
+  if (typeof value === 'number') {
+    if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`size ${value} is not a number of bytes`)
+    return value
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?)?b?\s*$/i.exec(value)
+  if (m == null) throw new RangeError(`"${value}" is not a size (e.g. 512M, 2GiB, 1.5g: bytes)`)
+  return Math.round(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]!)
+}
+
 /**
  * A rate in bytes a second from `10M`, `512k`, `1.5MiB`, `20MB/s` or a plain
  * number; 0 or an empty string mean no limit (undefined).

@@ -43,6 +43,8 @@ export interface Client {
   token(): Promise<string>
   get<T>(path: string): Promise<T>
   post<T>(path: string, body?: unknown): Promise<T>
+  /** POST a body and read the answer's JSON lines (`application/x-ndjson`) as they come. */
+  lines(path: string, body: unknown, options?: { signal?: AbortSignal }): AsyncGenerator<unknown>
   /** The events of a `text/event-stream` route until the agent ends the stream or `signal` aborts. */
   events(path: string, options?: { signal?: AbortSignal }): AsyncGenerator<ServerEvent>
 }
@@ -111,6 +113,19 @@ export async function createClient (options: ClientOptions = {}): Promise<Client
     token: getToken,
     get: async (path) => await call('GET', path),
     post: async (path, body) => await call('POST', path, body ?? {}),
+    async * lines (path, body, options = {}) {
+      const res = await request('POST', path, { body, accept: 'application/x-ndjson', signal: options.signal })
+      if (res.body == null) return
+      let buffer = ''
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        buffer += chunk
+        for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+          const line = buffer.slice(0, nl).trim()
+          buffer = buffer.slice(nl + 1)
+          if (line !== '') yield JSON.parse(line)
+        }
+      }
+    },
     async * events (path, options = {}) {
       const res = await request('GET', path, { accept: 'text/event-stream', signal: options.signal })
       if (res.body == null) return

@@ -20,6 +20,8 @@ import { createLogger, errorMessage } from '../logger.ts'
 import { createClient, type Client } from './client.ts'
 import { ago, bytes, table } from './output.ts'
 import { parseRate } from '../chunks/bandwidth.ts'
+import type { DecisionRecord, PlanReport, RebalanceStatus } from '../rebalance/service.ts'
+import type { DrainReport } from '../rebalance/drain.ts'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | undefined>
@@ -196,14 +198,98 @@ export const commands: Record<string, Command> = {
   },
 
   leave: {
-    summary: 'make the local agent announce its leave to the mesh and stop',
-    usage: 'goto-node leave [--api URL] [--data-dir DIR]',
-    details: CLIENT_HELP,
-    options: clientOptions,
+    summary: 'make the local agent announce its leave and stop; with --drain, first move its containers to peers',
+    usage: 'goto-node leave [--drain [--deadline DURATION]] [--json] [--api URL] [--data-dir DIR]',
+    details: `  --drain            mark the node draining (gossiped: nobody sends it work), move every container but
+                     those labelled goto.pinned=true to peers with room, one at a time, then leave; prints each
+                     container as it lands and, at the end, what stayed and why. Exit 1 when anything stayed.
+  --deadline D       give up on what has not moved after D (90s, 15m, 1h; default 15m)
+  --json             print the drain's JSON lines as they come
+${CLIENT_HELP}`,
+    options: { ...clientOptions, ...jsonOption, drain: { type: 'boolean' }, deadline: { type: 'string' } },
     positionals: [0, 0],
     async run (values) {
-      const res = await (await client(values)).post<{ peerId: string }>('/v1/mesh/leave')
-      print(`${res.peerId} is leaving the mesh`)
+      const c = await client(values)
+      if (values.drain !== true) {
+        if (values.deadline != null) throw new UsageError('--deadline goes with --drain')
+        const res = await c.post<{ peerId: string }>('/v1/mesh/leave')
+        print(`${res.peerId} is leaving the mesh`)
+        return 0
+      }
+      const deadline = str(values.deadline)
+      if (deadline != null && !/^\d+(\.\d+)?(ms|s|m|h|d)$/.test(deadline)) throw new UsageError(`--deadline "${deadline}" is not a span like 90s, 15m or 1h`)
+      let report: DrainReport | undefined
+      let shown = 0
+      for await (const line of c.lines('/v1/mesh/drain', deadline != null ? { deadline } : {})) {
+        const l = line as { type: string, report?: DrainReport, deadline?: string, code?: string, detail?: string }
+        if (values.json === true) print(JSON.stringify(l))
+        if (l.type === 'error') throw new CommandFailed(l.code ?? 'GOTO_ERR_DRAIN', l.detail ?? 'the drain failed')
+        if (l.type === 'started' && values.json !== true) print(`draining until ${l.deadline ?? ''}; the node takes no new work`)
+        if (l.report == null) continue
+        report = l.report
+        if (values.json !== true) {
+          for (const m of report.moved.slice(shown)) print(`moved  ${m.container} -> ${m.targetName}${m.migration != null ? ` (migration ${m.migration})` : ''}`)
+        }
+        shown = report.moved.length
+      }
+      if (report == null) throw new CommandFailed('GOTO_ERR_AGENT_UNREACHABLE', 'the drain ended without a report; "goto-node show-log" holds its drain.finished entry')
+      if (values.json !== true) {
+        for (const s of report.stayed) print(`stayed ${s.container}: ${s.reason}`)
+        print(report.done ? `drained: ${report.moved.length} moved; the node has left the mesh` : `not drained: ${report.stayed.length} stayed; the node has left the mesh`)
+      }
+      return report.done ? 0 : 1
+    }
+  },
+
+  rebalance: {
+    summary: 'show what the local agent would move now and why, make one decision now, or pause and resume its rebalancing',
+    usage: 'goto-node rebalance [--dry-run] [--json] | goto-node rebalance pause|resume [--api URL] [--data-dir DIR]',
+    details: `  (no argument)      look at the mesh now and start at most one move; prints the decision and its reason
+  --dry-run          only show the decision: the loads of the mesh, the band around the mean, the best
+                     moves and the containers that may not move, and why
+  pause | resume     this node starts and takes no rebalance moves until resumed (kept across restarts);
+                     manual migrations and drains still run
+  --json             print the API's answer
+${CLIENT_HELP}`,
+    options: { ...clientOptions, ...jsonOption, 'dry-run': { type: 'boolean' } },
+    positionals: [0, 1],
+    async run (values, [action]) {
+      const c = await client(values)
+      if (action != null) {
+        if (action !== 'pause' && action !== 'resume') throw new UsageError(`"${action}" is not pause or resume`)
+        if (values['dry-run'] === true) throw new UsageError('--dry-run does not go with pause or resume')
+        const status = await c.post<RebalanceStatus>(`/v1/rebalance/${action}`)
+        print(values.json === true ? JSON.stringify(status, null, 2) : `rebalancing ${status.paused ? 'paused' : 'resumed'} on this node`)
+        return 0
+      }
+      if (values['dry-run'] !== true) {
+        const { decision } = await c.post<{ decision: DecisionRecord }>('/v1/rebalance')
+        if (values.json === true) {
+          print(JSON.stringify(decision, null, 2))
+        } else {
+          print(decision.action === 'move' ? `moving ${decision.container ?? ''} to ${decision.target ?? ''} (migration ${decision.migration ?? ''})` : 'holding')
+          print(`  ${decision.reason}`)
+        }
+        return 0
+      }
+      const p = await c.get<PlanReport>('/v1/rebalance')
+      if (values.json === true) {
+        print(JSON.stringify(p, null, 2))
+        return 0
+      }
+      const flags = [p.status.enabled ? undefined : 'off in config', p.status.paused ? 'paused' : undefined, p.status.draining ? 'draining' : undefined].filter(f => f != null)
+      print(`node       ${p.node}${flags.length > 0 ? ` (${flags.join(', ')})` : ''}`)
+      print(`mean load  ${p.mean.toFixed(3)}, band ${p.band[0].toFixed(3)}-${p.band[1].toFixed(3)}`)
+      print(table(['NODE', 'LOAD', 'CONTAINERS'], p.loads.map(l => [l.name, l.load.toFixed(3), String(l.containers)])))
+      const d = p.decision
+      print(`would      ${d.action === 'move' ? `move ${d.container ?? ''} (${bytes(d.bytes ?? 0)}) to ${d.targetName ?? ''}` : 'hold'}`)
+      print(`because    ${d.reason}`)
+      if (p.candidates.length > 0) {
+        print('moves considered:')
+        print(table(['CONTAINER', 'TO', 'SIZE', 'GAIN', 'THIS NODE', 'TARGET'], p.candidates.map(m => [m.container, m.targetName, bytes(m.bytes), m.gain.toFixed(3),
+          `${m.sourceLoad[0].toFixed(3)} -> ${m.sourceLoad[1].toFixed(3)}`, `${m.targetLoad[0].toFixed(3)} -> ${m.targetLoad[1].toFixed(3)}`])))
+      }
+      for (const s of p.skipped) print(`kept       ${s.container}: ${s.reason}`)
       return 0
     }
   },

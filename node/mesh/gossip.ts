@@ -44,6 +44,8 @@ export interface GossipInit {
   debounceMs?: number
   /** How often the node retries peers it lost and the bootstrap list when alone. @default 5000 */
   redialMs?: number
+  /** Figures added to the host's capacity at every read: what the node offers and has in flight. */
+  capacityExtra?: (host: Capacity) => Partial<Capacity> | Promise<Partial<Capacity>>
 }
 
 export interface Gossip {
@@ -58,6 +60,10 @@ export interface Gossip {
   leave(options?: { signal?: AbortSignal }): Promise<void>
   /** Re-read the inventory now and publish it if it changed. */
   refresh(): Promise<void>
+  /** Re-read the capacity and send a heartbeat now (after a reservation changed). */
+  announce(): Promise<void>
+  /** Mark this node draining (nobody sends it work) or active again; gossiped at once. */
+  setStatus(status: 'active' | 'draining'): void
 }
 
 export function parseMultiaddr (addr: string): Multiaddr {
@@ -83,7 +89,9 @@ function toEntry (c: ContainerSummary): ContainerEntry {
     sizeRootFs: c.sizeRootFs,
     labels: Object.fromEntries(Object.entries(c.labels).slice(0, 64).map(([k, v]) => [k.slice(0, 512), v.slice(0, 512)])),
     volumes: c.volumes.slice(0, 64),
-    movable: c.movable
+    movable: c.movable,
+    ...(c.mem != null ? { mem: c.mem } : {}),
+    ...(c.cpu != null ? { cpu: c.cpu } : {})
   }
 }
 
@@ -162,7 +170,7 @@ class GossipService implements Gossip {
     this.#incarnation = Date.now()
     this.#seq = 0
     this.#status = 'active'
-    this.#capacity = await this.#c.runtime.capacity()
+    this.#capacity = await this.#readCapacity()
     this.#containers = (await this.#c.runtime.listContainers()).map(toEntry)
 
     const libp2p = this.#libp2p
@@ -394,13 +402,28 @@ class GossipService implements Gossip {
     }
   }
 
+  async #readCapacity (): Promise<Capacity> {
+    const host = await this.#c.runtime.capacity()
+    return { ...host, ...await this.#init.capacityExtra?.(host) }
+  }
+
   async #beat (): Promise<void> {
     try {
-      this.#capacity = await this.#c.runtime.capacity()
+      this.#capacity = await this.#readCapacity()
     } catch (err) {
       this.#log.debug('capacity read failed', { error: errorMessage(err) })
     }
     this.#publish(this.#heartbeat())
+  }
+
+  async announce (): Promise<void> {
+    await this.#beat()
+  }
+
+  setStatus (status: 'active' | 'draining'): void {
+    if (this.#status === 'leaving' || this.#status === status) return
+    this.#status = status
+    this.#bump()
   }
 
   #scheduleRefresh (): void {

@@ -28,6 +28,8 @@ export interface MigrationRecord {
   createdAt: string
   updatedAt: string
   actor?: string
+  /** Who wanted the move. @default 'manual' */
+  purpose?: 'manual' | 'rebalance' | 'drain'
   error?: { code: string, message: string }
   /** Bytes expected (the estimate the offer carried) and bytes moved so far (fetched or already held). */
   bytes: { total: number, moved: number }

@@ -31,6 +31,7 @@ import { TokenBucket } from '../chunks/bandwidth.ts'
 import type { ChunkStore } from '../chunks/store.ts'
 import { archiveListing, canReadXattrs, deltaSince, listTree, packDelta, type Listing } from '../runtime/delta.ts'
 import { fillContainerName, Unpacker } from './unpack.ts'
+import { resourcesOf } from '../runtime/docker.ts'
 import { failpoints as createFailpoints, type Failpoints } from './failpoints.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
@@ -61,7 +62,19 @@ export interface MigrateRequest {
   precopy?: boolean
   /** Who asked, for the audit log. */
   actor?: string
+  /** A person's move, the mesh evening its load, or a node draining; the target judges each its own way. @default 'manual' */
+  purpose?: 'manual' | 'rebalance' | 'drain'
 }
+
+/** Moves this node has in flight, and the memory reserved by those coming in. */
+export interface InFlight {
+  incoming: number
+  outgoing: number
+  memInFlight: number
+}
+
+/** A check the owner of the node adds to admission (the rebalancer's); undefined admits. */
+export type AdmissionHook = (offer: OfferPayload, inFlight: InFlight) => Promise<{ code: RefusalCode, reason: string } | undefined>
 
 export interface MigrationsInit {
   policy?: AdmissionPolicy
@@ -83,6 +96,8 @@ export interface MigrationsInit {
   /** How long chunks stay in the store after the last migration that named them. @default 24 h */
   chunkRetentionMs?: number
   failpoints?: Failpoints
+  /** Checked after the node's own admission checks, with the moves in flight. */
+  admission?: AdmissionHook
 }
 
 /** The listings a delta is taken against, and when they were taken. */
@@ -286,6 +301,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       name: spec.name,
       consistency: req.consistency ?? 'freeze',
       dryRun: req.dryRun === true,
+      purpose: req.purpose,
       createdAt: now,
       updatedAt: now,
       actor: req.actor,
@@ -363,8 +379,10 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         spec,
         diskBytes: record.bytes.total,
         memoryBytes: Number(spec.hostConfig.Memory ?? 0) || Number(spec.hostConfig.MemoryReservation ?? 0) || 0,
+        cpus: resourcesOf(spec.hostConfig).cpu,
         consistency: record.consistency,
-        dryRun: record.dryRun
+        dryRun: record.dryRun,
+        ...(record.purpose != null ? { purpose: record.purpose } : {})
       }
       const text = JSON.stringify(payload)
       await s.send({ type: 'offer', payload: text, signature: await signText(this.#c.privateKey, text) }, { signal: sig })
@@ -775,14 +793,53 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       await s.close()
       return undefined
     }
-    const verdict = await this.#check(remote, offer, text, signature)
+    // one admission at a time, so two offers never both count the same free memory
+    const release = await this.#admissionLock()
+    let verdict
+    let record: MigrationRecord | undefined
+    try {
+      verdict = await this.#check(remote, offer, text, signature)
+      if (verdict == null && !offer.dryRun) record = await this.#register(remote, offer)
+    } finally {
+      release()
+    }
     if (verdict != null) return await refuse(verdict.code, verdict.reason)
-    if (offer.dryRun) {
+    if (record == null) {
+      // a dry run: admitted, nothing kept
       await s.send({ type: 'accept', id: offer.id, token: '', expiresAt: 0 })
       await s.readControl({ signal: AbortSignal.timeout(5000) }).catch(() => undefined)
       await s.close()
       return undefined
     }
+    await s.send({ type: 'accept', id: record.id, token: record.token as string, expiresAt: record.tokenExpiresAt as number })
+    await this.#fail.hit('target:admitted', async () => { await this.#cut(remote) })
+    return record
+  }
+
+  #admitting: Promise<void> = Promise.resolve()
+
+  /** Wait for the admission before this one; the function returned lets the next one in. */
+  async #admissionLock (): Promise<() => void> {
+    const before = this.#admitting
+    let release: () => void = () => {}
+    this.#admitting = new Promise(resolve => { release = resolve })
+    await before
+    return release
+  }
+
+  /** Moves in flight from and to this node, from the journal. */
+  async inFlight (): Promise<InFlight> {
+    const pending = (await this.#c.journal.pending()).filter(r => !r.dryRun)
+    const incoming = pending.filter(r => r.role === 'target')
+    return {
+      incoming: incoming.length,
+      outgoing: pending.filter(r => r.role === 'source').length,
+      memInFlight: incoming.reduce((sum, r) => sum + resourcesOf(r.spec?.hostConfig ?? {}).mem, 0)
+    }
+  }
+
+  /** An admitted offer, journalled with its token. */
+  async #register (remote: string, offer: OfferPayload): Promise<MigrationRecord> {
     const now = new Date().toISOString()
     const token = randomBytes(32).toString('base64url')
     const record: MigrationRecord = {
@@ -798,6 +855,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
       name: offer.spec.name,
       consistency: offer.consistency,
       dryRun: false,
+      purpose: offer.purpose,
       createdAt: now,
       updatedAt: now,
       bytes: { total: offer.diskBytes, moved: 0 },
@@ -813,8 +871,6 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     await this.#c.journal.put(record)
     await this.#c.audit.append('migration.admitted', { migration: record.id, details: { role: 'target', source: remote, container: record.name } })
     this.#log.info('migration phase', { id: record.id, role: 'target', phase: 'admitted' })
-    await s.send({ type: 'accept', id: record.id, token, expiresAt: record.tokenExpiresAt as number })
-    await this.#fail.hit('target:admitted', async () => { await this.#cut(remote) })
     return record
   }
 
@@ -848,6 +904,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     if (offer.memoryBytes > capacity.memFree) return refusal('INSUFFICIENT_MEMORY', `the container asks for ${offer.memoryBytes} bytes of memory, ${capacity.memFree} are free`)
     const need = Math.ceil(offer.diskBytes * (this.#init.diskMarginFactor ?? 1.2)) + (this.#init.diskMarginBytes ?? 64 * 1024 * 1024)
     if (need > capacity.diskFree) return refusal('INSUFFICIENT_DISK', `the move needs ${need} bytes of disk with margin, ${capacity.diskFree} are free on the engine's data root`)
+    if (this.#init.admission != null) return await this.#init.admission(offer, await this.inFlight())
     return undefined
   }
 

@@ -262,25 +262,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped })
   const self = eligible.find(n => n.id === selfId)
   if (self == null) return result({ action: 'hold', reason: 'this node is not active in the mesh (draining, leaving, or runs no containers)' })
-  if (!policy.enabled) return result({ action: 'hold', reason: 'rebalancing is off in this node\'s config' })
-  if (self.outgoing > 0) return result({ action: 'hold', reason: 'a move from this node is in flight' })
-  if (options.lastMoveAt != null && now - options.lastMoveAt < policy.nodeCooldownMs) {
-    return result({ action: 'hold', reason: `this node moved a container ${Math.round((now - options.lastMoveAt) / 1000)} s ago; it waits ${Math.round(policy.nodeCooldownMs / 1000)} s` })
-  }
-  const isOver = (x: number): boolean => x > mu + policy.high + EPSILON || x > policy.ceiling + EPSILON
-  const load = loads[self.id] as number
-  const over = isOver(load)
-  const peers = eligible.filter(n => n.id !== self.id)
-  const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
-  // while an over peer can shed, it fills the under peers: a node within the band pushing too adds moves the over peer must still make
-  const shedding = peers.find(n => isOver(loads[n.id] as number) && n.containers.some(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)))
-  if (!over && !(load > mu + EPSILON && under.length > 0 && shedding == null)) {
-    const why = under.length === 0 ? ' and no peer is under' : shedding != null && load > mu + EPSILON ? `; ${shedding.name} is over and sheds first` : ''
-    return result({ action: 'hold', reason: `load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${why}` })
-  }
-  // over: any peer below the mean may take; merely above the mean: only an under peer
-  const targets = over ? peers.filter(n => (loads[n.id] as number) < mu - EPSILON) : under
-
+  // which containers may move now, and why the others may not: shown whatever the decision
   const skipped: Skip[] = []
   const movable: ContainerView[] = []
   for (const c of self.containers) {
@@ -293,7 +275,26 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
       movable.push(c)
     }
   }
-  if (movable.length === 0) return result({ action: 'hold', reason: `load ${round(load)} is over, but no container of this node may move now` }, [], skipped)
+  const hold = (reason: string): Plan => result({ action: 'hold', reason }, [], skipped)
+  if (!policy.enabled) return hold('rebalancing is off in this node\'s config')
+  if (self.outgoing > 0) return hold('a move from this node is in flight')
+  if (options.lastMoveAt != null && now - options.lastMoveAt < policy.nodeCooldownMs) {
+    return hold(`this node moved a container ${Math.round((now - options.lastMoveAt) / 1000)} s ago; it waits ${Math.round(policy.nodeCooldownMs / 1000)} s`)
+  }
+  const isOver = (x: number): boolean => x > mu + policy.high + EPSILON || x > policy.ceiling + EPSILON
+  const load = loads[self.id] as number
+  const over = isOver(load)
+  const peers = eligible.filter(n => n.id !== self.id)
+  const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
+  // while an over peer can shed, it fills the under peers: a node within the band pushing too adds moves the over peer must still make
+  const shedding = peers.find(n => isOver(loads[n.id] as number) && n.containers.some(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)))
+  if (!over && !(load > mu + EPSILON && under.length > 0 && shedding == null)) {
+    const why = under.length === 0 ? ' and no peer is under' : shedding != null && load > mu + EPSILON ? `; ${shedding.name} is over and sheds first` : ''
+    return hold(`load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${why}`)
+  }
+  // over: any peer below the mean may take; merely above the mean: only an under peer
+  const targets = over ? peers.filter(n => (loads[n.id] as number) < mu - EPSILON) : under
+  if (movable.length === 0) return hold(`load ${round(load)} is ${over ? 'over' : 'above the mean'}, but no container of this node may move now`)
 
   const moves: Move[] = []
   let busy = 0
@@ -356,14 +357,14 @@ export type AdmitCode = 'TARGET_BUSY' | 'INSUFFICIENT_MEMORY' | 'OVERLOADED'
 /**
  * The target's side: whether it takes a container now, judged on its own
  * state. Every migration must fit the memory reserved; a rebalance or drain
- * move also waits for the one in flight and for the node's cooldown, and a
- * rebalance move must not lift the target above the high watermark.
+ * move also waits for the one in flight, and a rebalance move for the node's
+ * cooldown and only when it keeps the target under its high watermark.
  */
 export function admit (self: NodeView, nodes: NodeView[], offered: Offered, policy: RebalancePolicy, now: number, lastMoveAt?: number): { code: AdmitCode, reason: string } | undefined {
   const c: ContainerView = { name: offered.name, running: true, labels: {}, mem: offered.mem, cpu: offered.cpu, bytes: offered.bytes }
-  if (offered.purpose !== 'manual') {
-    if (self.incoming > 0) return { code: 'TARGET_BUSY', reason: `${self.name} is taking another move` }
-    if (lastMoveAt != null && now - lastMoveAt < policy.nodeCooldownMs) return { code: 'TARGET_BUSY', reason: `${self.name} took or sent a move ${Math.round((now - lastMoveAt) / 1000)} s ago` }
+  if (offered.purpose !== 'manual' && self.incoming > 0) return { code: 'TARGET_BUSY', reason: `${self.name} is taking another move` }
+  if (offered.purpose === 'rebalance' && lastMoveAt != null && now - lastMoveAt < policy.nodeCooldownMs) {
+    return { code: 'TARGET_BUSY', reason: `${self.name} took or sent a move ${Math.round((now - lastMoveAt) / 1000)} s ago` }
   }
   const running = self.containers.filter(x => x.running)
   const reserved = running.reduce((s, x) => s + x.mem, 0) + self.memInFlight

@@ -20,7 +20,7 @@ export interface DrainOutcome {
   ok: boolean
   /** The migration's id, when one was planned. */
   id?: string
-  /** A refusal or error code, when not ok. */
+  /** When not ok: the target's refusal code (`TARGET_BUSY`, `INSUFFICIENT_MEMORY`, …) or an error code (`GOTO_ERR_…`). */
   code?: string
   message?: string
 }
@@ -64,9 +64,9 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
   const failures = new Map<string, number>()
   const stayed = new Map<string, string>()
   /** Migrations that ended well but whose container was not yet seen at its target. */
-  const unconfirmed = new Map<string, { target: NodeView, migration?: string, running: boolean, lost?: boolean }>()
-  /** Where each container was last sent when the answer was a failure: a lost answer may hide a commit. */
-  const failed = new Map<string, { target: NodeView, running: boolean }>()
+  const unconfirmed = new Map<string, { target: NodeView, migration?: string, running: boolean }>()
+  /** The last failed try of each container: if it is gone from here after all, the move went through. */
+  const failed = new Map<string, { target: NodeView, migration?: string, running: boolean }>()
   const finish = (): DrainReport => {
     report.stayed = [...stayed].map(([container, reason]) => ({ container, reason }))
     report.done = report.stayed.length === 0
@@ -82,16 +82,17 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
     return true
   }
   const expired = (): boolean => signal.aborted || ops.now() >= options.deadline
+  let here: ContainerView[] = []
   while (!expired()) {
     let progress = false
     for (const name of [...unconfirmed.keys()]) progress = await confirm(name) || progress
-    const here = await ops.containers()
-    // a container that left after a migration which answered a failure did commit: confirm it at that target like any other
-    const listed = new Set(here.map(c => c.name))
+    here = await ops.containers()
     for (const [name, f] of failed) {
-      if (listed.has(name)) continue
+      if (here.some(c => c.name === name)) continue
+      // a failure whose container left anyway (an answer lost after the commit): see it land
       failed.delete(name)
-      unconfirmed.set(name, { ...f, lost: true })
+      unconfirmed.set(name, f)
+      progress = await confirm(name) || progress
     }
     stayed.clear()
     const pending: ContainerView[] = []
@@ -101,7 +102,7 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
       else pending.push(c)
     }
     if (pending.length === 0 && unconfirmed.size === 0) break
-    let again = unconfirmed.size > 0
+    let again = false
     for (const c of pending) {
       if (expired()) break
       const place = placeFor(c, selfId, ops.nodes(), policy, exclude)
@@ -115,31 +116,28 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
       if (outcome.ok) {
         failed.delete(c.name)
         unconfirmed.set(c.name, { target, migration: outcome.id, running: c.running })
-        // not at its target yet (a slow start): the loop goes on until it is, or the deadline
-        if (await confirm(c.name)) progress = true
-        else again = true
+        progress = await confirm(c.name) || progress
         continue
       }
-      failed.set(c.name, { target, running: c.running })
       // a refusal by code rules the target out for this container at once, any other failure after two
+      failed.set(c.name, { target, migration: outcome.id, running: c.running })
       const pair = `${c.name}→${target.id}`
       const code = outcome.code ?? 'error'
       const count = (failures.get(pair) ?? 0) + 1
       failures.set(pair, count)
-      if (!TRANSIENT.has(code) && (/^[A-Z_]+$/.test(code) || count >= 2)) exclude.add(pair)
+      if (!TRANSIENT.has(code) && (!code.startsWith('GOTO_ERR_') || count >= 2)) exclude.add(pair)
       stayed.set(c.name, `${target.name}: ${code}${outcome.message != null ? ` (${outcome.message})` : ''}`)
       again = true
     }
+    // a move not yet seen at its target is worth another look
+    again ||= unconfirmed.size > 0
     if (!progress && !again) break
     if (!progress) await ops.sleep(options.retryMs ?? 1000, signal).catch(() => {})
   }
-  for (const [name, u] of unconfirmed) {
-    stayed.set(name, u.lost === true
-      ? `${name} left this node after a migration to ${u.target.name} whose answer was lost, and was not seen there before the deadline`
-      : `migration ${u.migration ?? ''} ended, but ${name} was not seen at ${u.target.name} before the deadline`)
-  }
+  for (const [name, u] of unconfirmed) stayed.set(name, `migration ${u.migration ?? ''} ended, but ${name} was not seen at ${u.target.name} before the deadline`)
   // what the engine still lists stayed, whatever the last pass thought
-  const left = new Set((await ops.containers()).map(c => c.name))
+  // (the engine may be going away with the agent: then the last list read stands)
+  const left = new Set((await ops.containers().catch(() => here)).map(c => c.name))
   for (const name of left) if (!stayed.has(name) && !report.moved.some(m => m.container === name)) stayed.set(name, 'the deadline passed before it moved')
   for (const name of [...stayed.keys()]) if (!left.has(name) && !unconfirmed.has(name)) stayed.delete(name)
   return finish()

@@ -41,6 +41,8 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
   const docker = new Docker(dockerOptions(init.host))
   const log = init.logger
   const listeners = new Set<() => void>()
+  /** What each container reserves, by id (`docker update` after its start is not seen). */
+  const limits = new Map<string, { mem: number, cpu: number }>()
   let dataRoot = '/'
   let version = 'unknown'
   let events: NodeJS.ReadableStream | undefined
@@ -123,6 +125,14 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
 
     async listContainers (): Promise<ContainerSummary[]> {
       const list = await docker.listContainers({ all: true, size: true })
+      // the list leaves out what a container reserves: one inspect per new container, kept while it lives
+      for (const id of limits.keys()) if (!list.some(c => c.Id === id)) limits.delete(id)
+      await Promise.all(list.filter(c => !limits.has(c.Id)).map(async c => {
+        try {
+          const info: any = await docker.getContainer(c.Id).inspect()
+          limits.set(c.Id, resourcesOf(info.HostConfig ?? {}))
+        } catch {}
+      }))
       return list.map(c => {
         const info = c as Docker.ContainerInfo & { SizeRw?: number, SizeRootFs?: number }
         const labels = info.Labels ?? {}
@@ -137,7 +147,8 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
           sizeRootFs: info.SizeRootFs ?? 0,
           labels,
           volumes: (info.Mounts ?? []).filter(m => m.Type === 'volume' && m.Name != null).map(m => m.Name as string),
-          movable: labels[PINNED_LABEL] !== 'true'
+          movable: labels[PINNED_LABEL] !== 'true',
+          ...limits.get(info.Id)
         }
       })
     },
@@ -155,6 +166,14 @@ export function dockerRuntime (init: DockerRuntimeInit): ContainerRuntime {
       return () => { listeners.delete(listener) }
     }
   }
+}
+
+/** Memory and CPUs a container's HostConfig reserves or limits it to. */
+export function resourcesOf (hostConfig: { Memory?: number, MemoryReservation?: number, NanoCpus?: number, CpuQuota?: number, CpuPeriod?: number }): { mem: number, cpu: number } {
+  const mem = Number(hostConfig.MemoryReservation ?? 0) || Number(hostConfig.Memory ?? 0) || 0
+  const quota = Number(hostConfig.CpuQuota ?? 0)
+  const cpu = Number(hostConfig.NanoCpus ?? 0) / 1e9 || (quota > 0 ? quota / (Number(hostConfig.CpuPeriod ?? 0) || 100_000) : 0)
+  return { mem, cpu }
 }
 
 async function readable (dir: string): Promise<boolean> {

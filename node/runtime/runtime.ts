@@ -23,6 +23,10 @@ export interface ContainerSummary {
   volumes: string[]
   /** Whether the mesh may move it (not labelled `goto.pinned=true`). */
   movable: boolean
+  /** Memory it reserves: its MemoryReservation, else its Memory limit, else 0. */
+  mem?: number
+  /** CPUs it is limited to (NanoCpus, or CpuQuota over CpuPeriod), else 0. */
+  cpu?: number
 }
 
 export interface HostCapacity {

@@ -23,7 +23,7 @@ export const REFUSAL_CODES = [
   'NOT_MEMBER', 'BAD_SIGNATURE', 'WRONG_TARGET', 'DRAINING', 'NAME_TAKEN', 'VOLUME_EXISTS', 'PORT_TAKEN',
   'INSUFFICIENT_MEMORY', 'INSUFFICIENT_DISK', 'PRIVILEGED', 'HOST_NAMESPACE', 'CAPABILITY', 'DEVICE',
   'HOST_PATH', 'UNCONFINED', 'BAD_TOKEN', 'TOKEN_USED', 'TOKEN_EXPIRED', 'UNKNOWN_MIGRATION', 'BAD_CHUNK',
-  'BAD_STATE', 'BAD_ARCHIVE', 'NO_RUNTIME', 'RATE_LIMITED', 'INTERNAL'
+  'BAD_STATE', 'BAD_ARCHIVE', 'NO_RUNTIME', 'RATE_LIMITED', 'TARGET_BUSY', 'OVERLOADED', 'PAUSED', 'INTERNAL'
 ] as const
 export const RefusalCode = z.enum(REFUSAL_CODES)
 export type RefusalCode = z.infer<typeof RefusalCode>
@@ -54,8 +54,12 @@ export const OfferPayloadSchema = z.strictObject({
   diskBytes: count,
   /** Memory the container asks for (its limit or reservation), 0 when unbounded. */
   memoryBytes: count,
+  /** CPUs the container is limited to, 0 when unbounded. */
+  cpus: z.number().finite().min(0).max(4096).optional(),
   consistency: z.enum(['freeze', 'stop']),
-  dryRun: z.boolean()
+  dryRun: z.boolean(),
+  /** Who wants the move: a person (`manual`), the mesh evening its load, or a node draining. @default 'manual' */
+  purpose: z.enum(['manual', 'rebalance', 'drain']).optional()
 })
 
 /**

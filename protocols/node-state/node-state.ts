@@ -29,7 +29,16 @@ export const CapacitySchema = z.strictObject({
   memTotal: count,
   memFree: count,
   diskTotal: count,
-  diskFree: count
+  diskFree: count,
+  /** Memory this node offers to containers' reservations (config `rebalance.capacity.memoryBytes`, else memTotal). */
+  memAlloc: count.optional(),
+  /** The most containers it runs. */
+  maxContainers: count.optional(),
+  /** Memory reserved by migrations admitted towards it and not yet finished. */
+  memInFlight: count.optional(),
+  /** Migrations in flight towards it, and from it. */
+  incoming: count.optional(),
+  outgoing: count.optional()
 })
 
 export const ContainerSchema = z.strictObject({
@@ -43,7 +52,11 @@ export const ContainerSchema = z.strictObject({
   labels: z.record(z.string().max(MAX_LABEL_LENGTH), z.string().max(MAX_LABEL_LENGTH))
     .refine(l => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`),
   volumes: z.array(z.string().max(256)).max(MAX_VOLUMES),
-  movable: z.boolean()
+  movable: z.boolean(),
+  /** Memory it reserves (its reservation, else its limit), bytes; 0 when unbounded. */
+  mem: count.optional(),
+  /** CPUs it is limited to; 0 when unbounded. */
+  cpu: count.optional()
 })
 
 export const NodeStatusSchema = z.enum(['active', 'draining', 'leaving'])

@@ -157,7 +157,7 @@ describe('the dashboard in a browser', { timeout: 300_000 }, () => {
     assert.match(back.stdout, /rolled back: web-2 runs again on host0/)
     // the inventory follows Docker's events a moment later
     const { value: text } = await until(async () => {
-      const metrics = await (await fetch(`${host0.api}/v1/metrics`, { headers: { authorization: `Bearer ${host0.token}` } })).text()
+      const metrics = await (await fetch(`${host0.api}/metrics`, { headers: { authorization: `Bearer ${host0.token}` } })).text()
       return /^goto_containers\{node="host0",state="running"\} 2$/m.test(metrics) && metrics
     }, 5000, 'both containers back in the metrics')
     assert.match(text, /^goto_peers\{status="alive"\} 2$/m)

@@ -14,6 +14,7 @@ import { eventStream } from '../../api/events.ts'
 import { OPERATIONS, openApiPath } from '../../api/openapi.ts'
 import { ProblemSchema } from '../../api/responses.ts'
 import type { PeerRecord } from '../../node/mesh/view.ts'
+import { parseExposition, sampleValue } from '../harness/prometheus-text.ts'
 import { capacity, record, stubAgent, TOKEN, UNKNOWN_ID, type StubAgent } from './stub-agent.ts'
 
 const auth = { authorization: `Bearer ${TOKEN}` }
@@ -29,7 +30,8 @@ type Doc = { paths: Record<string, Record<string, DocOperation>> }
 /** A valid body per route that takes one. */
 const VALID_BODY: Record<string, unknown> = {
   'POST /v1/mesh/join': { addr: '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWOther' },
-  'POST /v1/migrations': { container: 'web-1', target: 'host1' }
+  'POST /v1/migrations': { container: 'web-1', target: 'host1' },
+  'POST /v1/mesh/drain': { deadline: '1m' }
 }
 
 /** Statuses seen per documented route, checked against the document at the end. */
@@ -172,7 +174,11 @@ describe('HTTP API contract', () => {
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', async: 'yes' }), /^body\.async: .*boolean/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: 'fast' }), /^bwlimit: bandwidth limit "fast" is not a rate/],
       ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', bwlimit: -1 }), /^body\.bwlimit: /],
-      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', speed: 'fast' }), /^body: .*"speed"/]
+      ['POST /v1/migrations', JSON.stringify({ container: 'web-1', target: 'host1', speed: 'fast' }), /^body: .*"speed"/],
+      ['POST /v1/mesh/drain', 'not json', /the body is not JSON/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: 'soon' }), /^body\.deadline: a span like 90s, 15m or 1h/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: 600 }), /^body\.deadline: .*string/],
+      ['POST /v1/mesh/drain', JSON.stringify({ deadline: '10m', force: true }), /^body: .*"force"/]
     ]
     for (const [route, body, detail] of cases) {
       const [method, path] = route.split(' ') as [string, string]
@@ -226,18 +232,22 @@ describe('HTTP API contract', () => {
     }
   })
 
-  it('serves Prometheus metrics of the node, the mesh view and the migrations', async () => {
+  it('serves Prometheus metrics of the node, the mesh view, the migrations and the log at /metrics, and the same at /v1/metrics', async () => {
     const { call } = harness()
-    const res = await call('GET', '/v1/metrics')
+    const res = await call('GET', '/metrics')
     assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
-    const text = await res.text()
-    assert.match(text, /^# TYPE goto_info gauge\ngoto_info\{peer_id="12D3KooWStub",name="stub",version="0",mesh="m"\} 1$/m)
-    assert.match(text, /^goto_cpus 2$/m)
-    assert.match(text, /^goto_peers\{status="alive"\} 0$/m)
-    assert.match(text, /^goto_containers\{node="stub",state="running"\} 1$/m)
-    assert.match(text, /^goto_migrations\{role="source",phase="planned"\} 1$/m)
-    assert.match(text, /^# TYPE goto_audit_refused_total counter\ngoto_audit_refused_total 0$/m)
-    for (const line of text.trimEnd().split('\n')) assert.match(line, /^(# (HELP|TYPE) goto_\w+ .+|goto_\w+(\{(\w+="[^"]*",?)+\})? [\d.e+-]+)$/, line)
+    const families = parseExposition(await res.text())
+    const v = (name: string, labels = {}): number => sampleValue(families, name, labels)
+    assert.deepEqual(families.get('goto_info')?.samples.map(s => s.labels), [{ peer_id: '12D3KooWStub', name: 'stub', version: '0', mesh: 'm' }])
+    assert.equal(v('goto_cpus'), 2)
+    assert.equal(v('goto_peers', { status: 'alive' }), 0)
+    assert.equal(v('goto_containers', { node: 'stub', state: 'running' }), 1)
+    assert.equal(v('goto_migrations', { role: 'source', phase: 'planned' }), 1)
+    assert.equal(v('goto_audit_entries', { origin: '12D3KooWStub' }), 3)
+    assert.equal(v('goto_audit_refused_total'), 0)
+    assert.ok(families.has('goto_process_cpu_seconds_total'))
+    const alias = parseExposition(await (await call('GET', '/v1/metrics')).text())
+    assert.deepEqual([...alias.keys()], [...families.keys()])
   })
 
   it('pages the log with next', async () => {

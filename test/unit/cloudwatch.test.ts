@@ -16,7 +16,7 @@ import { gunzipSync } from 'node:zlib'
 import { Level } from 'level'
 import { createCloudWatchPublisher, migrationDatums, type CloudWatchOptions, type CloudWatchPublisher } from '../../node/metrics/cloudwatch.ts'
 import type { MigrationRecord } from '../../node/migration/journal.ts'
-import { metricsText, type MetricsSource } from '../../api/metrics.ts'
+import { createMetrics, type MetricsSource } from '../../api/metrics.ts'
 import { createAgent } from '../../node/agent.ts'
 import { DEFAULT_GOSSIP } from '../../node/config.ts'
 import { initDataDir } from '../../node/data-dir.ts'
@@ -238,9 +238,12 @@ describe('CloudWatch publisher', () => {
       peers: () => [],
       containers: () => [],
       migrations: async () => [],
+      held: async () => ({}),
+      appended: () => new Map(),
       refused: () => 0,
       cloudwatch: () => stats
     })
+    const metricsText = async (from: MetricsSource): Promise<string> => await createMetrics(from, { defaultMetrics: false }).text()
     const on = await metricsText(source({ sent: 7, dropped: 2, retries: 3 }))
     assert.match(on, /^# TYPE goto_cloudwatch_dropped_total counter\ngoto_cloudwatch_dropped_total 2$/m)
     assert.match(on, /^goto_cloudwatch_retries_total 3$/m)

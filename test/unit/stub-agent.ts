@@ -44,6 +44,7 @@ export type StubAgent = ApiAgent & {
   joined: string[]
   acts: string[]
   left: number
+  paused: boolean
   view: TypedEventEmitter<MeshViewEvents>
   events: TypedEventEmitter<MigrationsEvents>
 }
@@ -72,6 +73,7 @@ export function stubAgent (): StubAgent {
       return { ...record, phase: 'rolled-back' as const }
     }
   })
+  const appended = new Map<string, number>()
   const stub: StubAgent = {
     joined: [],
     acts: [],
@@ -97,10 +99,40 @@ export function stubAgent (): StubAgent {
       list: async (q: { limit?: number, offset?: number } = {}) => entries.slice(q.offset ?? 0, (q.offset ?? 0) + (q.limit ?? entries.length)),
       verify: async () => [],
       refusedCount: 0,
-      append: async (kind: string) => { stub.acts.push(kind); return {} as any }
+      append: async (kind: string) => {
+        stub.acts.push(kind)
+        appended.set(kind, (appended.get(kind) ?? 0) + 1)
+        return {} as any
+      },
+      vector: async () => ({ '12D3KooWStub': entries.length }),
+      appended
     },
     migrations,
-    gossip: { view }
+    gossip: { view },
+    rebalancer: {
+      status: () => ({ enabled: true, paused: stub.paused, draining: false }),
+      preview: async () => ({
+        node: 'stub',
+        status: { enabled: true, paused: stub.paused, draining: false },
+        decision: { action: 'hold' as const, reason: 'load 0.100 is within the watermarks' },
+        mean: 0.1,
+        band: [0, 0.2] as [number, number],
+        loads: [{ peerId: '12D3KooWStub', name: 'stub', load: 0.1, containers: 1 }],
+        candidates: [],
+        skipped: [{ container: 'web-1', reason: 'not labelled goto.movable=true' }]
+      }),
+      step: async () => ({ at: EPOCH, action: 'hold' as const, reason: 'load 0.100 is within the watermarks' }),
+      pause: async () => { stub.paused = true; return stub.rebalancer.status() },
+      resume: async () => { stub.paused = false; return stub.rebalancer.status() }
+    },
+    paused: false,
+    drainAndLeave: async (options) => {
+      const report = { done: true, moved: [{ container: 'web-1', target: '12D3KooWOther', targetName: 'other' }], stayed: [], startedAt: 0, endedAt: 1 }
+      options.onProgress?.(report, false)
+      options.onProgress?.(report, true)
+      stub.left++
+      return report
+    }
   }
   return stub
 }

@@ -1,0 +1,460 @@
+/**
+ * The rebalancer: the agent's side of decide.ts and drain.ts.
+ *
+ * - Every `intervalMs` (±20 %) it builds the mesh as this node sees it —
+ *   its own inventory, the gossiped states of its live peers, and from its
+ *   journal when each of its containers arrived and from where — and runs
+ *   `plan()`. A move is written to the audit log with its reason and started
+ *   as a migration with purpose `rebalance`; only one is in flight at a time.
+ *   A target that refuses is left out for that container a while and the
+ *   node plans again at once, so it picks another target or waits.
+ * - As a target it adds `admit()` to the migration engine's admission,
+ *   under the engine's admission lock, with the moves in flight counted.
+ * - It gossips what the node offers and has in flight (memAlloc,
+ *   memInFlight, incoming, outgoing) with the capacity, at once on a change.
+ * - `pause()` / `resume()` persist in the store; a paused node neither
+ *   starts nor takes rebalance moves (manual ones and drains still run).
+ * - `drain()` marks the node draining (gossiped: admission everywhere
+ *   refuses it work) and runs the drain loop.
+ */
+import { admit, plan, type ContainerView, type NodeView, type Plan, type RebalancePolicy } from './decide.ts'
+import { drain, type DrainOps, type DrainReport } from './drain.ts'
+import { resourcesOf } from '../runtime/docker.ts'
+import { errorMessage, type Logger } from '../logger.ts'
+import { GotoError } from '../errors.ts'
+import type { Capacity, ContainerEntry, NodeState } from '../../protocols/node-state/index.ts'
+import { REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../../protocols/migrate/index.ts'
+import type { AuditLog } from '../audit/log.ts'
+import type { Gossip } from '../mesh/gossip.ts'
+import type { Journal, MigrationRecord } from '../migration/journal.ts'
+import type { InFlight, Migrations } from '../migration/service.ts'
+import type { ContainerRuntime } from '../runtime/runtime.ts'
+import type { Level } from 'level'
+
+/** A drain was asked of a node that drains already. */
+export class DrainingError extends GotoError {
+  override name = 'DrainingError'
+  override code = 'GOTO_ERR_DRAINING'
+}
+
+export interface RebalancerComponents {
+  gossip: Gossip
+  migrations: Migrations
+  journal: Journal
+  runtime: ContainerRuntime
+  audit: AuditLog
+  db: Level<string, unknown>
+  logger: Logger
+}
+
+export interface RebalancerInit {
+  policy: RebalancePolicy
+}
+
+/** The last decision, as the API and CLI show it. */
+export interface DecisionRecord {
+  at: string
+  action: 'move' | 'hold'
+  reason: string
+  container?: string
+  target?: string
+  migration?: string
+}
+
+export interface RebalanceStatus {
+  enabled: boolean
+  paused: boolean
+  draining: boolean
+  /** The rebalance move in flight from this node. */
+  moving?: string
+  last?: DecisionRecord
+}
+
+/** A plan for people: names instead of views, loads rounded. */
+export interface PlanReport {
+  node: string
+  status: RebalanceStatus
+  decision: { action: 'move' | 'hold', reason: string, container?: string, target?: string, targetName?: string, bytes?: number }
+  mean: number
+  band: [number, number]
+  loads: Array<{ peerId: string, name: string, load: number, containers: number }>
+  candidates: Array<{ container: string, target: string, targetName: string, bytes: number, gain: number, sourceLoad: [number, number], targetLoad: [number, number] }>
+  skipped: Array<{ container: string, reason: string }>
+}
+
+export interface DrainProgress {
+  report: DrainReport
+  final: boolean
+}
+
+const PAUSED_KEY = 'paused'
+const ROLLBACK_MARK = '-goto-rollback-'
+
+function isHelper (name: string): boolean {
+  return name.includes(ROLLBACK_MARK) || /^goto-fill-[0-9a-f]{8}$/.test(name)
+}
+
+function toView (c: ContainerEntry): ContainerView {
+  return { name: c.name, running: c.state === 'running', labels: c.labels, mem: c.mem ?? 0, cpu: c.cpu ?? 0, bytes: c.sizeRootFs }
+}
+
+function nodeOf (state: NodeState, capacity: Capacity, eligible: boolean): NodeView {
+  return {
+    id: state.peerId,
+    name: state.name,
+    eligible: eligible && (capacity.memAlloc ?? 0) > 0,
+    memAlloc: capacity.memAlloc ?? 0,
+    memTotal: capacity.memTotal,
+    memUsed: Math.max(0, capacity.memTotal - capacity.memFree),
+    cpus: capacity.cpus,
+    load1: capacity.load1,
+    diskTotal: capacity.diskTotal,
+    diskUsed: Math.max(0, capacity.diskTotal - capacity.diskFree),
+    maxContainers: capacity.maxContainers ?? 100,
+    memInFlight: capacity.memInFlight ?? 0,
+    incoming: capacity.incoming ?? 0,
+    outgoing: capacity.outgoing ?? 0,
+    containers: state.containers.filter(c => !isHelper(c.name)).map(toView)
+  }
+}
+
+function round3 (x: number): number {
+  return Math.round(x * 1000) / 1000
+}
+
+export class Rebalancer {
+  readonly #c: RebalancerComponents
+  readonly #policy: RebalancePolicy
+  readonly #log: Logger
+  readonly #meta
+  #paused = false
+  #draining = false
+  #timer: NodeJS.Timeout | undefined
+  #stepping: Promise<DecisionRecord> | undefined
+  /** The rebalance move in flight from this node. */
+  #moving: string | undefined
+  #last: DecisionRecord | undefined
+  /** container→target pairs refused lately, until when. */
+  readonly #exclude = new Map<string, number>()
+  #running = false
+  #announceTimer: NodeJS.Timeout | undefined
+  #lastFlight = ''
+  /** Aborted by stop(): a drain in progress ends and reports what stayed. */
+  #shutdown = new AbortController()
+
+  constructor (components: RebalancerComponents, init: RebalancerInit) {
+    this.#c = components
+    this.#policy = init.policy
+    this.#log = components.logger
+    this.#meta = components.db.sublevel<string, unknown>('rebalance', { valueEncoding: 'json' })
+  }
+
+  get policy (): RebalancePolicy { return this.#policy }
+
+  async start (): Promise<void> {
+    this.#paused = await this.#meta.get(PAUSED_KEY) === true
+    this.#shutdown = new AbortController()
+    this.#running = true
+    this.#c.migrations.addEventListener('update', this.#onMigration)
+    this.#schedule()
+  }
+
+  async stop (): Promise<void> {
+    this.#running = false
+    this.#shutdown.abort()
+    clearTimeout(this.#timer)
+    clearTimeout(this.#announceTimer)
+    this.#c.migrations.removeEventListener('update', this.#onMigration)
+    await this.#stepping?.catch(() => {})
+  }
+
+  #schedule (delay?: number): void {
+    clearTimeout(this.#timer)
+    if (!this.#running) return
+    const interval = this.#policy.intervalMs
+    const wait = delay ?? Math.round(interval * (0.8 + Math.random() * 0.4))
+    this.#timer = setTimeout(() => {
+      void this.step().catch((err: unknown) => { this.#log.warn('rebalance step failed', { error: errorMessage(err) }) }).finally(() => { this.#schedule() })
+    }, wait)
+    this.#timer.unref()
+  }
+
+  /** What the gossip adds to this node's capacity: what it offers and has in flight. */
+  async capacityExtra (host: Capacity): Promise<Partial<Capacity>> {
+    const flight = await this.#c.migrations.inFlight().catch((): InFlight => ({ incoming: 0, outgoing: 0, memInFlight: 0 }))
+    const offers = this.#c.runtime.description !== 'none'
+    return {
+      memAlloc: offers ? this.#policy.capacity.memoryBytes ?? host.memTotal : 0,
+      maxContainers: this.#policy.capacity.containers,
+      ...flight
+    }
+  }
+
+  /** A migration changed phase: tell the mesh at once when what is in flight changed. */
+  readonly #onMigration = (evt: CustomEvent<MigrationRecord>): void => {
+    const record = evt.detail
+    if (record.dryRun) return
+    clearTimeout(this.#announceTimer)
+    this.#announceTimer = setTimeout(() => {
+      void (async () => {
+        const flight = JSON.stringify(await this.#c.migrations.inFlight())
+        if (flight === this.#lastFlight) return
+        this.#lastFlight = flight
+        await this.#c.gossip.announce()
+      })().catch(() => {})
+    }, 20)
+  }
+
+  status (): RebalanceStatus {
+    return { enabled: this.#policy.enabled, paused: this.#paused, draining: this.#draining, moving: this.#moving, last: this.#last }
+  }
+
+  async pause (actor?: string): Promise<RebalanceStatus> {
+    if (!this.#paused) {
+      this.#paused = true
+      await this.#meta.put(PAUSED_KEY, true)
+      await this.#c.audit.append('rebalance.paused', { actor, details: {} })
+    }
+    return this.status()
+  }
+
+  async resume (actor?: string): Promise<RebalanceStatus> {
+    if (this.#paused) {
+      this.#paused = false
+      await this.#meta.put(PAUSED_KEY, false)
+      await this.#c.audit.append('rebalance.resumed', { actor, details: {} })
+    }
+    return this.status()
+  }
+
+  /** When each container here arrived and from where, and when this node last sent or took a rebalance move. */
+  async #history (): Promise<{ arrivals: Map<string, { at: number, from: string }>, lastMoveAt?: number }> {
+    const arrivals = new Map<string, { at: number, from: string }>()
+    let lastMoveAt: number | undefined
+    for (const r of await this.#c.journal.all()) {
+      if (r.dryRun) continue
+      const at = Date.parse(r.updatedAt)
+      if (r.role === 'target' && r.phase === 'activated') {
+        const known = arrivals.get(r.name)
+        if (known == null || known.at < at) arrivals.set(r.name, { at, from: r.source })
+      }
+      if (r.purpose === 'rebalance' && (r.phase === 'activated' || r.phase === 'committed')) lastMoveAt = Math.max(lastMoveAt ?? 0, at)
+    }
+    return { arrivals, lastMoveAt }
+  }
+
+  /** The mesh as this node sees it now: itself first, then every peer it holds a state of. */
+  nodes (): NodeView[] {
+    const local = this.#c.gossip.localState()
+    const self = nodeOf(local, local.capacity, local.state === 'active')
+    const peers = this.#c.gossip.view.peers().map(p => nodeOf(p.state, p.capacity, p.status === 'alive' && p.nodeStatus === 'active'))
+    return [self, ...peers]
+  }
+
+  async #nodesWithHistory (): Promise<{ nodes: NodeView[], lastMoveAt?: number }> {
+    const nodes = this.nodes()
+    const { arrivals, lastMoveAt } = await this.#history()
+    const self = nodes[0] as NodeView
+    for (const c of self.containers) {
+      const arrived = arrivals.get(c.name)
+      if (arrived != null) { c.arrivedAt = arrived.at; c.cameFrom = arrived.from }
+    }
+    return { nodes, lastMoveAt }
+  }
+
+  #excluded (now: number): Set<string> {
+    for (const [pair, until] of this.#exclude) if (until <= now) this.#exclude.delete(pair)
+    return new Set(this.#exclude.keys())
+  }
+
+  async #plan (now: number): Promise<Plan> {
+    const { nodes, lastMoveAt } = await this.#nodesWithHistory()
+    return plan(this.#c.gossip.localState().peerId, nodes, this.#policy, now, { lastMoveAt, exclude: this.#excluded(now) })
+  }
+
+  /** What this node would do now, and why (`goto-node rebalance --dry-run`). */
+  async preview (): Promise<PlanReport> {
+    const now = Date.now()
+    const p = await this.#plan(now)
+    const names = new Map(this.nodes().map(n => [n.id, n]))
+    const d = p.decision
+    let decision: PlanReport['decision'] = { action: d.action, reason: d.reason }
+    if (d.action === 'move') decision = { ...decision, container: d.move.container.name, target: d.move.target.id, targetName: d.move.target.name, bytes: d.move.bytes }
+    const hold = this.#holdReason()
+    if (hold != null && d.action === 'move') decision = { ...decision, reason: `${hold}; else: ${d.reason}` }
+    if (hold != null && d.action === 'hold') decision = { action: 'hold', reason: `${hold}; and ${d.reason}` }
+    if (hold != null) decision.action = 'hold'
+    return {
+      node: this.#c.gossip.localState().name,
+      status: this.status(),
+      decision,
+      mean: round3(p.mean),
+      band: [round3(p.band[0]), round3(p.band[1])],
+      loads: Object.entries(p.loads).map(([id, load]) => ({ peerId: id, name: names.get(id)?.name ?? id, load: round3(load), containers: names.get(id)?.containers.filter(c => c.running).length ?? 0 }))
+        .sort((a, b) => b.load - a.load),
+      candidates: p.candidates.map(m => ({
+        container: m.container.name,
+        target: m.target.id,
+        targetName: m.target.name,
+        bytes: m.bytes,
+        gain: round3(m.gain),
+        sourceLoad: [round3(m.sourceLoad[0]), round3(m.sourceLoad[1])],
+        targetLoad: [round3(m.targetLoad[0]), round3(m.targetLoad[1])]
+      })),
+      skipped: p.skipped
+    }
+  }
+
+  #holdReason (): string | undefined {
+    if (this.#draining) return 'this node is draining'
+    if (this.#paused) return 'rebalancing is paused on this node (goto-node rebalance resume)'
+    if (this.#moving != null) return `a rebalance move is in flight (${this.#moving})`
+    return undefined
+  }
+
+  /** Look at the mesh and start at most one move; one step at a time. */
+  async step (): Promise<DecisionRecord> {
+    if (this.#stepping != null) return await this.#stepping
+    this.#stepping = this.#step().finally(() => { this.#stepping = undefined })
+    return await this.#stepping
+  }
+
+  async #step (): Promise<DecisionRecord> {
+    const now = Date.now()
+    const hold = this.#holdReason()
+    if (hold != null) return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: hold })
+    const p = await this.#plan(now)
+    const d = p.decision
+    if (d.action === 'hold') return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: d.reason })
+    const m = d.move
+    await this.#c.audit.append('rebalance.move', {
+      actor: 'rebalancer',
+      details: {
+        container: m.container.name,
+        target: m.target.id,
+        targetName: m.target.name,
+        reason: d.reason,
+        bytes: m.bytes,
+        gain: round3(m.gain),
+        mean: round3(p.mean),
+        sourceLoad: m.sourceLoad.map(round3),
+        targetLoad: m.targetLoad.map(round3)
+      }
+    })
+    let record: MigrationRecord
+    try {
+      record = await this.#c.migrations.begin({ container: m.container.name, target: m.target.id, purpose: 'rebalance', actor: 'rebalancer' })
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? 'GOTO_ERR_MIGRATION_FAILED'
+      this.#exclude.set(`${m.container.name}→${m.target.id}`, now + this.#excludeMs())
+      await this.#c.audit.append('rebalance.failed', { actor: 'rebalancer', details: { container: m.container.name, target: m.target.id, code, reason: errorMessage(err) } }).catch(() => {})
+      return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: `the move of ${m.container.name} to ${m.target.name} could not start: ${errorMessage(err)}` })
+    }
+    this.#moving = record.id
+    void this.#follow(record.id, m.container.name, m.target.id, m.target.name)
+    return this.#decided({ at: new Date(now).toISOString(), action: 'move', reason: d.reason, container: m.container.name, target: m.target.name, migration: record.id })
+  }
+
+  #excludeMs (): number {
+    return Math.max(5 * this.#policy.intervalMs, this.#policy.nodeCooldownMs)
+  }
+
+  #decided (decision: DecisionRecord): DecisionRecord {
+    const changed = this.#last?.action !== decision.action || this.#last.reason !== decision.reason
+    this.#last = decision
+    if (changed) this.#log.info('rebalance decision', { action: decision.action, reason: decision.reason, migration: decision.migration })
+    return decision
+  }
+
+  /** Wait for a move's end; a refusal rules the target out for that container and plans again at once. */
+  async #follow (id: string, container: string, target: string, targetName: string): Promise<void> {
+    try {
+      const record = await this.#c.migrations.finished(id)
+      if (record.phase === 'activated') return
+      const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
+      const refused = code.replace(/^GOTO_ERR_/, '')
+      this.#exclude.set(`${container}→${target}`, Date.now() + this.#excludeMs())
+      await this.#c.audit.append('rebalance.refused', { migration: id, actor: 'rebalancer', details: { container, target, targetName, code: refused, reason: record.error?.message } }).catch(() => {})
+      this.#log.info('rebalance move refused or failed; planning again', { migration: id, code: refused })
+      this.#moving = undefined
+      if (this.#running) this.#schedule(0)
+    } catch (err) {
+      this.#log.warn('lost track of a rebalance move', { migration: id, error: errorMessage(err) })
+    } finally {
+      this.#moving = undefined
+    }
+  }
+
+  /** The target's side, added to the migration engine's admission. */
+  readonly admission = async (offer: OfferPayload, flight: InFlight): Promise<{ code: RefusalCode, reason: string } | undefined> => {
+    const purpose = offer.purpose ?? 'manual'
+    if (purpose === 'rebalance' && this.#paused) return { code: 'PAUSED', reason: 'rebalancing is paused on this node' }
+    // judged on the engine's inventory now, not on what was last gossiped
+    await this.#c.gossip.refresh()
+    const now = Date.now()
+    const { nodes, lastMoveAt } = await this.#nodesWithHistory()
+    const self = { ...nodes[0] as NodeView, ...flight }
+    self.memAlloc = this.#policy.capacity.memoryBytes ?? self.memTotal
+    const spec = offer.spec as { name: string, hostConfig: Record<string, unknown> }
+    const { mem, cpu } = resourcesOf(spec.hostConfig)
+    return admit(self, [self, ...nodes.slice(1)], { name: spec.name, mem, cpu, bytes: offer.diskBytes, purpose }, this.#policy, now, lastMoveAt)
+  }
+
+  /**
+   * Move everything but the pinned containers away, until done or the
+   * deadline; the node stays draining (the caller leaves after).
+   */
+  async drain (options: { deadline: number, actor?: string, signal?: AbortSignal, onProgress?: (report: DrainReport) => void }): Promise<DrainReport> {
+    if (this.#draining) throw new DrainingError('this node is draining already')
+    this.#draining = true
+    this.#c.gossip.setStatus('draining')
+    await this.#c.audit.append('drain.started', { actor: options.actor, details: { deadline: new Date(options.deadline).toISOString() } })
+    // a rebalance move in flight finishes first: one outgoing move at a time
+    while (this.#moving != null && Date.now() < options.deadline) await new Promise(resolve => setTimeout(resolve, 200))
+    const runtime = this.#c.runtime
+    const me = this.#c.gossip.localState().peerId
+    const ops: DrainOps = {
+      containers: async () => (await runtime.listContainers())
+        .filter(c => !isHelper(c.name))
+        .map(c => ({ name: c.name, running: c.state === 'running', labels: c.labels, mem: c.mem ?? 0, cpu: c.cpu ?? 0, bytes: c.sizeRootFs })),
+      nodes: () => this.nodes(),
+      migrate: async (container, target) => {
+        try {
+          const record = await this.#c.migrations.migrate({ container, target, purpose: 'drain', actor: options.actor ?? 'drain' })
+          if (record.phase === 'activated') return { ok: true, id: record.id }
+          const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
+          const refusal = code.replace(/^GOTO_ERR_/, '')
+          return { ok: false, id: record.id, code: REFUSALS.has(refusal) ? refusal : code, message: record.error?.message }
+        } catch (err) {
+          return { ok: false, code: (err as { code?: string }).code ?? 'GOTO_ERR_MIGRATION_FAILED', message: errorMessage(err) }
+        }
+      },
+      landed: async (container, target, wasRunning, signal) => {
+        // seen by the engine here and by the target's own gossip, for up to 20 s
+        const until = Date.now() + 20_000
+        while (Date.now() < until && !signal.aborted) {
+          const here = await runtime.inspect(container).catch(() => undefined)
+          const there = this.#c.gossip.view.get(target)?.state.containers.find(c => c.name === container)
+          const gone = here == null || !here.running
+          const arrived = there != null && (!wasRunning || there.state === 'running')
+          if (gone && arrived) return true
+          await new Promise(resolve => setTimeout(resolve, 250))
+        }
+        return false
+      },
+      sleep: async (ms, signal) => { await new Promise<void>((resolve) => { const t = setTimeout(resolve, ms); signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true }) }) },
+      now: () => Date.now()
+    }
+    const signal = options.signal != null ? AbortSignal.any([options.signal, this.#shutdown.signal]) : this.#shutdown.signal
+    const report = await drain(me, ops, this.#policy, { deadline: options.deadline, signal, onProgress: options.onProgress })
+    await this.#c.audit.append('drain.finished', { actor: options.actor, details: { done: report.done, moved: report.moved, stayed: report.stayed } })
+    return report
+  }
+}
+
+/** A target's refusal codes, as the drain loop tells them from failures. */
+const REFUSALS = new Set<string>(REFUSAL_CODES)
+
+export function rebalancer (init: RebalancerInit): (components: RebalancerComponents) => Rebalancer {
+  return (components) => new Rebalancer(components, init)
+}
