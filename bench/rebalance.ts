@@ -258,7 +258,7 @@ async function main (): Promise<void> {
   say(`policy: DEFAULT_POLICY as the agent ships it: weights ${JSON.stringify(p.weights)}, band mean −${p.low}/+${p.high}, ceiling ${p.ceiling}, interval ${p.intervalMs / 1000} s ±20 %, ` +
     `container cooldown ${p.containerCooldownMs / 60_000} min, node cooldown ${p.nodeCooldownMs / 1000} s, no return within ${p.returnAfterMs / 60_000} min, minGain ${p.minGain}, movable '${p.movable}'`)
   say(`sim: rounds of ${DEFAULT_SIM.roundMs / 1000} s, views ${DEFAULT_SIM.maxLag === 0 ? 'fresh' : `0–${DEFAULT_SIM.maxLag} rounds old`}, a move takes ${DEFAULT_SIM.moveOverheadMs / 1000} s + bytes at ${DEFAULT_SIM.bytesPerSecond / 1e6} MB/s, ` +
-    `refusals excluded ${DEFAULT_SIM.excludeMs / 1000} s (TARGET_BUSY: the target, for a node cooldown), at most ${DEFAULT_SIM.maxRounds} rounds`)
+    `a refused container→target pair left out ${Math.max(5 * p.intervalMs, p.nodeCooldownMs) / 1000} s and the source plans again at once (at most ${DEFAULT_SIM.maxOffers} offers a round), at most ${DEFAULT_SIM.maxRounds} rounds`)
   const out: Record<string, unknown> = { commit, at: new Date().toISOString(), wallSeconds: wallS, policy: p, sim: DEFAULT_SIM }
   const sizes: Array<{ nodes: number, series: Record<'ours' | 'descheduler' | 'none', number[]>, every: number }> = []
   const bars: Array<{ label: string, value: number }> = []

@@ -22,13 +22,14 @@
  *   as it was 0, 1 or 2 rounds ago (gossip lag; fixed per node and run), with
  *   its own entry fresh. A `move` is an offer; the target answers with
  *   `admit()` on its true current state (moves admitted earlier in the same
- *   round included) and its own view. A refusal excludes `container→target`
- *   for `excludeMs` and the source may plan once more in the same round.
+ *   round included) and its own view. As the agent does (service.ts), a
+ *   refusal leaves `container→target` out for max(5 intervals, node cooldown)
+ *   and the source plans again at once (here: up to `maxOffers` times a round).
  * - An admitted move is in flight for 10 s + bytes at 50 MB/s. Meanwhile the
  *   container runs at the source (outgoing 1) and the target holds its
  *   reservation (memInFlight, incoming 1). At the end it runs at the target
- *   with arrivedAt and cameFrom set. Source and target record lastMoveAt at the
- *   start and at the end of the move.
+ *   with arrivedAt and cameFrom set. Source and target record lastMoveAt at its
+ *   end (the agent reads it from its journal's committed and activated phases).
  */
 import { admit, autoMovable, loadOf, plan, type ContainerView, type NodeView, type RebalancePolicy } from '../../node/rebalance/decide.ts'
 import { drain, type DrainOps, type DrainOutcome, type DrainReport } from '../../node/rebalance/drain.ts'
@@ -47,8 +48,10 @@ export interface SimOptions {
   bytesPerSecond: number
   /** Fixed cost of a move (freeze, commit, start). @default 10000 */
   moveOverheadMs: number
-  /** How long a refused container→target pair is left out. @default 120000 */
-  excludeMs: number
+  /** How long a refused container→target pair is left out; undefined: as the agent (service.ts), max(5 intervals, node cooldown). */
+  excludeMs?: number
+  /** Plans a node makes in one round when its offers are refused (the agent plans again at once after each refusal). @default 20 */
+  maxOffers: number
   /** The most rounds simulated; a run still moving then is reported not quiet. @default 1440 (2 h) */
   maxRounds: number
   /** Largest gossip lag of a node's view, in rounds (each node draws 0…maxLag). @default 2 */
@@ -59,7 +62,7 @@ export const DEFAULT_SIM: SimOptions = {
   roundMs: 5000,
   bytesPerSecond: 50 * MB,
   moveOverheadMs: 10_000,
-  excludeMs: 120_000,
+  maxOffers: 20,
   maxRounds: 1440,
   maxLag: 2
 }
@@ -268,7 +271,8 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
     balancedAtEnd: false, capacityViolations: 0, doubleBooked: 0, aba: 0, cooldownViolations: 0, movesAfterBalanced: 0, maxOutPerSource: 0, maxInPerTarget: 0, rounds: 0
   }
   // quiet once nothing moved for the longest cooldown plus an interval: every rule that holds a move back has lapsed
-  const quietRounds = Math.ceil((Math.max(policy.containerCooldownMs, policy.nodeCooldownMs, o.excludeMs) + policy.intervalMs * 1.2) / o.roundMs) + 1
+  const excludeMs = o.excludeMs ?? Math.max(5 * policy.intervalMs, policy.nodeCooldownMs)
+  const quietRounds = Math.ceil((Math.max(policy.containerCooldownMs, policy.nodeCooldownMs, excludeMs) + policy.intervalMs * 1.2) / o.roundMs) + 1
   let lastActive = -1
   const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, containers: n.containers.slice() }))
   const viewOf = (self: NodeView, rounds: number): NodeView[] => {
@@ -291,8 +295,6 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
       refresh(source)
     } else {
       target.memInFlight += c.mem
-      lastMoveAt.set(source.id, now)
-      lastMoveAt.set(target.id, now)
     }
     flights.push({ container: c, source, target, endAt: now + o.moveOverheadMs + c.bytes / o.bytesPerSecond * 1000, evicted })
   }
@@ -370,7 +372,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
       nextDue.set(self.id, now + policy.intervalMs * (0.8 + 0.4 * random()))
       const ex = exclude.get(self.id) as Map<string, number>
       for (const [pair, until] of ex) if (until <= now) ex.delete(pair)
-      for (let attempt = 0; attempt < 2; attempt++) {
+      for (let attempt = 0; attempt < o.maxOffers; attempt++) {
         const p = plan(self.id, viewOf(self, lag.get(self.id) as number), policy, now, { lastMoveAt: lastMoveAt.get(self.id), exclude: new Set(ex.keys()) })
         if (p.decision.action !== 'move') break
         lastActive = round
@@ -379,9 +381,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
         const refused = admit(target, viewOf(target, lag.get(target.id) as number), { name: container.name, mem: container.mem, cpu: container.cpu, bytes: container.bytes, purpose: 'rebalance' }, policy, now, lastMoveAt.get(target.id))
         if (refused != null) {
           refusals[refused.code] = (refusals[refused.code] ?? 0) + 1
-          // busy says nothing of the container: leave the target out for all of them, for a node cooldown
-          if (refused.code === 'TARGET_BUSY') for (const c of self.containers) ex.set(`${c.name}→${target.id}`, now + policy.nodeCooldownMs)
-          else ex.set(`${container.name}→${target.id}`, now + o.excludeMs)
+          ex.set(`${container.name}→${target.id}`, now + excludeMs)
           continue
         }
         const c = self.containers.find(x => x.name === container.name) as ContainerView
