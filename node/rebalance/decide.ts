@@ -182,17 +182,6 @@ export function dimensions (n: NodeView): Record<Dimension, number> {
   }
 }
 
-/** What adding a container (sign 1) or taking it away (sign −1) does to each dimension of a node. */
-function shift (n: NodeView, c: ContainerView, sign: 1 | -1): Record<Dimension, number> {
-  return {
-    memReserved: sign * ratio(c.mem, n.memAlloc),
-    memUsed: sign * ratio(c.mem, n.memTotal),
-    cpu: sign * ratio(c.cpu, n.cpus),
-    disk: sign * ratio(c.bytes, n.diskTotal),
-    containers: sign * ratio(1, n.maxContainers)
-  }
-}
-
 function weighted (v: Record<Dimension, number>, w: Weights): number {
   const total = totalWeight(w)
   if (total === 0) return 0
@@ -213,8 +202,14 @@ export function loadWith (n: NodeView, c: ContainerView, sign: 1 | -1, w: Weight
 function loadFrom (dims: Record<Dimension, number>, n: NodeView, c: ContainerView, sign: 1 | -1, w: Weights): number {
   const total = totalWeight(w)
   if (total === 0) return 0
-  const delta = shift(n, c, sign)
-  return DIMENSIONS.reduce((s, d) => s + Math.max(0, w[d]) * (dims[d] + delta[d]), 0) / total
+  // what the container adds (sign 1) or takes away (sign −1) in each dimension, weighted in DIMENSIONS order as weighted() does
+  let s = 0
+  s += Math.max(0, w.memReserved) * (dims.memReserved + sign * ratio(c.mem, n.memAlloc))
+  s += Math.max(0, w.memUsed) * (dims.memUsed + sign * ratio(c.mem, n.memTotal))
+  s += Math.max(0, w.cpu) * (dims.cpu + sign * ratio(c.cpu, n.cpus))
+  s += Math.max(0, w.disk) * (dims.disk + sign * ratio(c.bytes, n.diskTotal))
+  s += Math.max(0, w.containers) * (dims.containers + sign * ratio(1, n.maxContainers))
+  return s / total
 }
 
 /** Whether the rules let a container move on its own (a drain moves all but the pinned). */
@@ -300,7 +295,14 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   let busy = 0
   let full = 0
   // each node's dimensions once, not once per pair: with hundreds of peers this loop is most of the cost
-  const exclude = options.exclude != null && options.exclude.size > 0 ? options.exclude : undefined
+  // the targets left out for each container, read once from the `container→target` pairs
+  const left = new Map<string, Set<string>>()
+  for (const pair of options.exclude ?? []) {
+    const at = pair.lastIndexOf('→')
+    const name = pair.slice(0, at)
+    left.set(name, (left.get(name) ?? new Set()).add(pair.slice(at + 1)))
+  }
+  const excluded = movable.map(c => left.get(c.name))
   const selfDims = dimensions(self)
   const sourceAfters = movable.map(c => loadFrom(selfDims, self, c, -1, w))
   for (const t of targets) {
@@ -309,7 +311,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
     const dims = dimensions(t)
     const room = occupancy(t)
     for (const [i, c] of movable.entries()) {
-      if (exclude != null && exclude.has(`${c.name}→${t.id}`)) continue
+      if (excluded[i]?.has(t.id) === true) continue
       if (c.cameFrom === t.id && c.arrivedAt != null && now - c.arrivedAt < policy.returnAfterMs) continue
       if (fitsIn(t, room, c) != null) { full++; continue }
       const after = loadFrom(dims, t, c, 1, w)
