@@ -21,7 +21,9 @@
  *
  * Flags: --seeds50 N (default 30), --seeds500 N (default 3), --uniform N
  * (50 nodes all alike, default 20), --small N (default 10), --drains N
- * (default 100), --workers N (default: the CPUs), --quick (10, 1, 5, 5, 20).
+ * (default 100), --workers N (default: the CPUs), --quick (10, 1, 5, 5, 20),
+ * --busy-excludes-target (what if a busy target were left out for all of a
+ * source's containers; writes to bench/results/rebalance-busy.json, no chart).
  */
 import { availableParallelism } from 'node:os'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -29,7 +31,7 @@ import { join } from 'node:path'
 import { Worker, isMainThread, parentPort } from 'node:worker_threads'
 import { execFileSync } from 'node:child_process'
 import { DEFAULT_POLICY, type RebalancePolicy } from '../node/rebalance/decide.ts'
-import { DEFAULT_SIM, GiB, generateMesh, greedy, lowerBound, optimum, simulate, simulateDrain, type Bound, type DrainResult, type GreedyResult, type RunResult } from './lib/mesh-sim.ts'
+import { DEFAULT_SIM, type SimOptions, GiB, generateMesh, greedy, lowerBound, optimum, simulate, simulateDrain, type Bound, type DrainResult, type GreedyResult, type RunResult } from './lib/mesh-sim.ts'
 import { percentile } from './lib/measure.ts'
 
 /** The agent's defaults, unchanged: the bench measures what ships. */
@@ -39,7 +41,7 @@ const SMALL_MESH = { sizes: [[16, 1]] as Array<[number, number]>, mem: [1 * GiB,
 /** Every node alike: a move cannot change the mean load, so the lower bound counts exactly what the band asks. */
 const UNIFORM_MESH = { sizes: [[32, 1]] as Array<[number, number]> }
 
-interface Job { id: number, kind: 'run' | 'uniform' | 'small', nodes: number, seed: number }
+interface Job { id: number, kind: 'run' | 'uniform' | 'small', nodes: number, seed: number, sim: Partial<SimOptions> }
 interface JobResult {
   id: number
   kind: Job['kind']
@@ -58,7 +60,7 @@ function runJob (job: Job): JobResult {
   const t0 = performance.now()
   if (job.kind === 'small') {
     const mesh = generateMesh(job.seed, job.nodes, POLICY, SMALL_MESH)
-    const ours = simulate(mesh, 'ours', POLICY, job.seed)
+    const ours = simulate(mesh, 'ours', POLICY, job.seed, job.sim)
     const g = greedy(mesh, POLICY)
     const bound = lowerBound(mesh, POLICY)
     // beyond the search's reach, a schedule that ends within the band in as many moves as the lower bound is optimal too
@@ -68,7 +70,7 @@ function runJob (job: Job): JobResult {
   const mesh = generateMesh(job.seed, job.nodes, POLICY, job.kind === 'uniform' ? UNIFORM_MESH : {})
   return {
     ...job,
-    ours: simulate(mesh, 'ours', POLICY, job.seed),
+    ours: simulate(mesh, 'ours', POLICY, job.seed, job.sim),
     descheduler: simulate(mesh, 'descheduler', POLICY, job.seed),
     none: simulate(mesh, 'none', POLICY, job.seed),
     greedy: greedy(mesh, POLICY),
@@ -235,16 +237,18 @@ async function main (): Promise<void> {
   const uniformSeeds = flag('uniform', quick ? 5 : 20)
   const drains = flag('drains', quick ? 20 : 100)
   const workers = flag('workers', availableParallelism())
+  // what if a busy target were left out for all of a source's containers (not what the agent does)
+  const sim: Partial<SimOptions> = process.argv.includes('--busy-excludes-target') ? { busyExcludesTarget: true } : {}
   const t0 = performance.now()
   let commit = 'unknown'
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: import.meta.dirname }).toString().trim() } catch {}
   let id = 0
   // the longest first, so the pool ends together
   const jobs: Job[] = [
-    ...Array.from({ length: seeds500 }, (_, i) => ({ id: id++, kind: 'run' as const, nodes: 500, seed: i + 1 })),
-    ...Array.from({ length: seeds50 }, (_, i) => ({ id: id++, kind: 'run' as const, nodes: 50, seed: i + 1 })),
-    ...Array.from({ length: uniformSeeds }, (_, i) => ({ id: id++, kind: 'uniform' as const, nodes: 50, seed: i + 1 })),
-    ...Array.from({ length: smallSeeds }, (_, i) => ({ id: id++, kind: 'small' as const, nodes: 6, seed: i + 1 }))
+    ...Array.from({ length: seeds500 }, (_, i) => ({ id: id++, kind: 'run' as const, nodes: 500, seed: i + 1, sim })),
+    ...Array.from({ length: seeds50 }, (_, i) => ({ id: id++, kind: 'run' as const, nodes: 50, seed: i + 1, sim })),
+    ...Array.from({ length: uniformSeeds }, (_, i) => ({ id: id++, kind: 'uniform' as const, nodes: 50, seed: i + 1, sim })),
+    ...Array.from({ length: smallSeeds }, (_, i) => ({ id: id++, kind: 'small' as const, nodes: 6, seed: i + 1, sim }))
   ]
   const [results, drainResults] = await Promise.all([
     runAll(jobs, workers),
@@ -262,6 +266,7 @@ async function main (): Promise<void> {
   say('')
   say(`policy: DEFAULT_POLICY as the agent ships it: weights ${JSON.stringify(p.weights)}, band mean −${p.low}/+${p.high}, ceiling ${p.ceiling}, interval ${p.intervalMs / 1000} s ±20 %, ` +
     `container cooldown ${p.containerCooldownMs / 60_000} min, node cooldown ${p.nodeCooldownMs / 1000} s, no return within ${p.returnAfterMs / 60_000} min, minGain ${p.minGain}, movable '${p.movable}'`)
+  if (sim.busyExcludesTarget === true) say('WHAT IF: a TARGET_BUSY refusal leaves the target out for all of the source\'s containers for a node cooldown (the agent leaves out only the pair)')
   say(`sim: rounds of ${DEFAULT_SIM.roundMs / 1000} s, views ${DEFAULT_SIM.maxLag === 0 ? 'fresh' : `0–${DEFAULT_SIM.maxLag} rounds old`}, a move takes ${DEFAULT_SIM.moveOverheadMs / 1000} s + bytes at ${DEFAULT_SIM.bytesPerSecond / 1e6} MB/s, ` +
     `a refused container→target pair left out ${Math.max(5 * p.intervalMs, p.nodeCooldownMs) / 1000} s and the source plans again at once (at most ${DEFAULT_SIM.maxOffers} offers a round), at most ${DEFAULT_SIM.maxRounds} rounds`)
   const out: Record<string, unknown> = { commit, at: new Date().toISOString(), wallSeconds: wallS, policy: p, sim: DEFAULT_SIM }
@@ -331,6 +336,11 @@ async function main (): Promise<void> {
   say('')
   say(`wall time ${wallS.toFixed(0)} s`)
   await mkdir(join(import.meta.dirname, 'results'), { recursive: true })
+  if (sim.busyExcludesTarget === true) {
+    await writeFile(join(import.meta.dirname, 'results', 'rebalance-busy.json'), JSON.stringify({ ...out, whatIf: sim }, null, 1) + '\n')
+    process.stderr.write('[bench] wrote bench/results/rebalance-busy.json\n')
+    return
+  }
   await writeFile(join(import.meta.dirname, 'results', 'rebalance.json'), JSON.stringify(out, null, 1) + '\n')
   await writeFile(join(import.meta.dirname, '..', 'docs', 'bench-rebalance.svg'), chart(sizes, bars) + '\n')
   process.stderr.write('[bench] wrote bench/results/rebalance.json and docs/bench-rebalance.svg\n')

@@ -52,6 +52,8 @@ export interface SimOptions {
   excludeMs?: number
   /** Plans a node makes in one round when its offers are refused (the agent plans again at once after each refusal). @default 20 */
   maxOffers: number
+  /** What if a TARGET_BUSY refusal left the target out for all of the source's containers for a node cooldown (not what the agent does). @default false */
+  busyExcludesTarget: boolean
   /** The most rounds simulated; a run still moving then is reported not quiet. @default 1440 (2 h) */
   maxRounds: number
   /** Largest gossip lag of a node's view, in rounds (each node draws 0…maxLag). @default 2 */
@@ -63,6 +65,7 @@ export const DEFAULT_SIM: SimOptions = {
   bytesPerSecond: 50 * MB,
   moveOverheadMs: 10_000,
   maxOffers: 20,
+  busyExcludesTarget: false,
   maxRounds: 1440,
   maxLag: 2
 }
@@ -382,6 +385,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
         if (refused != null) {
           refusals[refused.code] = (refusals[refused.code] ?? 0) + 1
           ex.set(`${container.name}→${target.id}`, now + excludeMs)
+          if (o.busyExcludesTarget && refused.code === 'TARGET_BUSY') for (const x of self.containers) if (x.name !== container.name) ex.set(`${x.name}→${target.id}`, now + policy.nodeCooldownMs)
           continue
         }
         const c = self.containers.find(x => x.name === container.name) as ContainerView
