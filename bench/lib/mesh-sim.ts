@@ -20,7 +20,8 @@
  * - Time goes in rounds of `roundMs` (5 s). Each node plans when its own clock
  *   says so (the policy's interval, ±20 %), on its view of the mesh: the truth
  *   as it was 0, 1 or 2 rounds ago (gossip lag; fixed per node and run), with
- *   its own entry fresh. A `move` is an offer; the target answers with
+ *   its own entry fresh; as in the agent, only its own containers carry
+ *   arrivedAt and cameFrom. A `move` is an offer; the target answers with
  *   `admit()` on its true current state (moves admitted earlier in the same
  *   round included) and its own view. As the agent does (service.ts), a
  *   refusal leaves `container→target` out for max(5 intervals, node cooldown)
@@ -277,7 +278,19 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
   const excludeMs = o.excludeMs ?? Math.max(5 * policy.intervalMs, policy.nodeCooldownMs)
   const quietRounds = Math.ceil((Math.max(policy.containerCooldownMs, policy.nodeCooldownMs, excludeMs) + policy.intervalMs * 1.2) / o.roundMs) + 1
   let lastActive = -1
-  const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, containers: n.containers.slice() }))
+  // peers' containers as gossip shows them: the agent knows when a container arrived and from where only for its own (from its journal)
+  const gossiped = new WeakMap<ContainerView, ContainerView>()
+  const bare = (c: ContainerView): ContainerView => {
+    if (c.arrivedAt == null && c.cameFrom == null) return c
+    let g = gossiped.get(c)
+    if (g == null) {
+      const { arrivedAt: _a, cameFrom: _f, ...rest } = c
+      g = rest
+      gossiped.set(c, g)
+    }
+    return g
+  }
+  const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, containers: n.containers.map(bare) }))
   const viewOf = (self: NodeView, rounds: number): NodeView[] => {
     const base = snapshots[Math.min(rounds, snapshots.length - 1)] as NodeView[]
     return base.map(v => v.id === self.id ? self : v)
