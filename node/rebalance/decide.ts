@@ -59,8 +59,8 @@ export interface RebalancePolicy {
   returnAfterMs: number
   /** The least fall in the sum of squared load deviations a move must bring. @default 0.0005 */
   minGain: number
-  /** What this node offers to containers; undefined takes the host's own figures. */
-  capacity: { memoryBytes?: number, cpus?: number, containers: number }
+  /** What this node offers to containers: memory to reserve (undefined: the host's memory), and the most containers. */
+  capacity: { memoryBytes?: number, containers: number }
 }
 
 export const DEFAULT_WEIGHTS: Weights = { memReserved: 0.6, memUsed: 0, cpu: 0.1, disk: 0.1, containers: 0.2 }

@@ -23,7 +23,7 @@ import { resourcesOf } from '../runtime/docker.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { GotoError } from '../errors.ts'
 import type { Capacity, ContainerEntry, NodeState } from '../../protocols/node-state/index.ts'
-import { REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../../protocols/migrate/index.ts'
+import { isFinal, REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../../protocols/migrate/index.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
 import type { Journal, MigrationRecord } from '../migration/journal.ts'
@@ -139,6 +139,8 @@ export class Rebalancer {
   #running = false
   #announceTimer: NodeJS.Timeout | undefined
   #lastFlight = ''
+  /** The phase last seen of each migration not yet final. */
+  readonly #phases = new Map<string, string>()
   /** Aborted by stop(): a drain in progress ends and reports what stayed. */
   #shutdown = new AbortController()
 
@@ -194,6 +196,11 @@ export class Rebalancer {
   readonly #onMigration = (evt: CustomEvent<MigrationRecord>): void => {
     const record = evt.detail
     if (record.dryRun) return
+    // only a new phase can change what is in flight; progress events are many
+    const key = `${record.id}|${record.role}`
+    if (this.#phases.get(key) === record.phase) return
+    if (isFinal(record.phase)) this.#phases.delete(key)
+    else this.#phases.set(key, record.phase)
     clearTimeout(this.#announceTimer)
     this.#announceTimer = setTimeout(() => {
       void (async () => {
