@@ -150,6 +150,8 @@ export interface Plan {
   candidates: Move[]
   /** This node's containers that may not move now, and why. */
   skipped: Skip[]
+  /** Whether this node wants to shed load: over the high watermark, above the mean with a peer under, or neither (or not known yet). */
+  pressure: 'over' | 'above' | 'within'
 }
 
 export interface PlanOptions {
@@ -245,7 +247,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const loads: Record<string, number> = Object.fromEntries(eligible.map(n => [n.id, loadOf(n, w)]))
   const mu = mean(Object.values(loads))
   const band: [number, number] = [mu - policy.low, Math.min(mu + policy.high, policy.ceiling)]
-  const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped })
+  let pressure: Plan['pressure'] = 'within'
+  const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped, pressure })
   const self = eligible.find(n => n.id === selfId)
   if (self == null) return result({ action: 'hold', reason: 'this node is not active in the mesh (draining, leaving, or runs no containers)' })
   // which containers may move now, and why the others may not: shown whatever the decision
@@ -271,7 +274,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const over = load > mu + policy.high + EPSILON || load > policy.ceiling + EPSILON
   const peers = eligible.filter(n => n.id !== self.id)
   const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
-  if (!over && !(load > mu + EPSILON && under.length > 0)) {
+  pressure = over ? 'over' : load > mu + EPSILON && under.length > 0 ? 'above' : 'within'
+  if (pressure === 'within') {
     return hold(`load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${under.length > 0 ? '' : ' and no peer is under'}`)
   }
   // over: any peer below the mean may take; merely above the mean: only an under peer

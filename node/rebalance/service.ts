@@ -139,6 +139,8 @@ export class Rebalancer {
   #running = false
   #announceTimer: NodeJS.Timeout | undefined
   #lastFlight = ''
+  /** The kind of the last hold written to the log while this node wanted to shed load. */
+  #loggedHold: string | undefined
   /** The phase last seen of each migration not yet final. */
   readonly #phases = new Map<string, string>()
   /** Aborted by stop(): a drain in progress ends and reports what stayed. */
@@ -332,7 +334,17 @@ export class Rebalancer {
     if (hold != null) return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: hold })
     const p = await this.#plan(now)
     const d = p.decision
-    if (d.action === 'hold') return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: d.reason })
+    if (d.action === 'hold') {
+      // a node that wants to shed load and cannot says why in the log, once per kind of reason
+      const kind = d.reason.replace(/\d+(\.\d+)?/g, '#')
+      if (p.pressure !== 'within' && kind !== this.#loggedHold) {
+        this.#loggedHold = kind
+        await this.#c.audit.append('rebalance.hold', { actor: 'rebalancer', details: { reason: d.reason, mean: round3(p.mean), load: round3(p.loads[this.#c.gossip.localState().peerId] ?? 0) } }).catch(() => {})
+      }
+      if (p.pressure === 'within') this.#loggedHold = undefined
+      return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: d.reason })
+    }
+    this.#loggedHold = undefined
     const m = d.move
     await this.#c.audit.append('rebalance.move', {
       actor: 'rebalancer',

@@ -45,7 +45,7 @@ function state (peerId: string, name: string, containers: ContainerEntry[], cap 
   return { v: 1, type: 'state', peerId, incarnation: 1, seq: 1, time: 0, name, addrs: [], state: 'active', capacity: cap, runtime: 'docker', containers }
 }
 
-async function setup (dir?: string): Promise<{ dir: string, db: Level<string, unknown>, audit: AuditLog, components: RebalancerComponents, begun: string[], finish: (record: Partial<MigrationRecord>) => void }> {
+async function setup (dir?: string, peerCapacity = capacity()): Promise<{ dir: string, db: Level<string, unknown>, audit: AuditLog, components: RebalancerComponents, begun: string[], finish: (record: Partial<MigrationRecord>) => void }> {
   const path = dir ?? await mkdtemp(join(tmpdir(), 'goto-rebalance-'))
   if (dir == null) dirs.push(path)
   const db = new Level<string, unknown>(path, { valueEncoding: 'json' })
@@ -54,7 +54,7 @@ async function setup (dir?: string): Promise<{ dir: string, db: Level<string, un
   const key = await generateKeyPair('Ed25519')
   const audit = createAuditLog(db, peerIdFromPrivateKey(key).toString(), key)
   const self = state('me', 'me', [entry('a1', 1 * GiB), entry('a2', 1 * GiB), entry('a3', 1 * GiB)])
-  const peers = [state('p1', 'p1', []), state('p2', 'p2', [entry('b1', 256 * 1024 ** 2)])]
+  const peers = [state('p1', 'p1', [], peerCapacity), state('p2', 'p2', [entry('b1', 256 * 1024 ** 2)], peerCapacity)]
   const begun: string[] = []
   let finishNext: (record: MigrationRecord) => void = () => {}
   const events = new TypedEventEmitter<MigrationsEvents>()
@@ -152,6 +152,19 @@ describe('rebalancer service', () => {
     const refused = log.find(e => e.kind === 'rebalance.refused')
     assert.deepEqual([(refused?.details as any).code, (refused?.details as any).targetName], ['TARGET_BUSY', 'p1'])
     finish({ phase: 'activated' })
+    await r.stop()
+  })
+
+  it('a node that wants to shed load and cannot says why in the log, once for each kind of reason', async () => {
+    // the peers offer 512 MiB each: none has room for a 1 GiB container
+    const { components, audit, begun } = await setup(undefined, capacity({ memAlloc: 512 * 1024 ** 2 }))
+    const r = rebalancer({ policy })(components)
+    await r.start()
+    for (let i = 0; i < 3; i++) assert.equal((await r.step()).action, 'hold')
+    assert.equal(begun.length, 0)
+    const holds = (await audit.list()).filter(e => e.kind === 'rebalance.hold')
+    assert.equal(holds.length, 1)
+    assert.match((holds[0]?.details as any).reason, /over, but no peer below the mean has room for any movable container/)
     await r.stop()
   })
 })
