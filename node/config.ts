@@ -145,7 +145,6 @@ const FileSchema = z.strictObject({
     minGain: z.number().min(0).optional(),
     capacity: z.strictObject({
       memoryBytes: z.union([z.string(), z.number().positive()]).optional(),
-      cpus: z.number().positive().optional(),
       containers: z.number().int().min(1).optional()
     }).optional()
   }).optional(),
@@ -303,7 +302,6 @@ function rebalancePolicy (file: ConfigFile['rebalance'], env: NodeJS.ProcessEnv)
     weights,
     capacity: {
       memoryBytes,
-      cpus: f.capacity?.cpus,
       containers: f.capacity?.containers ?? DEFAULT_POLICY.capacity.containers
     }
   }

@@ -59,8 +59,8 @@ export interface RebalancePolicy {
   returnAfterMs: number
   /** The least fall in the sum of squared load deviations a move must bring. @default 0.0005 */
   minGain: number
-  /** What this node offers to containers; undefined takes the host's own figures. */
-  capacity: { memoryBytes?: number, cpus?: number, containers: number }
+  /** What this node offers to containers: memory to reserve (undefined: the host's memory), and the most containers. */
+  capacity: { memoryBytes?: number, containers: number }
 }
 
 export const DEFAULT_WEIGHTS: Weights = { memReserved: 0.6, memUsed: 0, cpu: 0.1, disk: 0.1, containers: 0.2 }
@@ -150,6 +150,8 @@ export interface Plan {
   candidates: Move[]
   /** This node's containers that may not move now, and why. */
   skipped: Skip[]
+  /** Whether this node wants to shed load: over the high watermark, above the mean with a peer under (and no over peer to shed first), or neither (or not known yet). */
+  pressure: 'over' | 'above' | 'within'
 }
 
 export interface PlanOptions {
@@ -254,7 +256,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const loads: Record<string, number> = Object.fromEntries(eligible.map(n => [n.id, loadOf(n, w)]))
   const mu = mean(Object.values(loads))
   const band: [number, number] = [mu - policy.low, Math.min(mu + policy.high, policy.ceiling)]
-  const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped })
+  let pressure: Plan['pressure'] = 'within'
+  const result = (decision: Decision, candidates: Move[] = [], skipped: Skip[] = []): Plan => ({ decision, mean: mu, band, loads, candidates, skipped, pressure })
   const self = eligible.find(n => n.id === selfId)
   if (self == null) return result({ action: 'hold', reason: 'this node is not active in the mesh (draining, leaving, or runs no containers)' })
   // which containers may move now, and why the others may not: shown whatever the decision
@@ -283,7 +286,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
   // while an over peer can shed, it fills the under peers: a node within the band pushing too adds moves the over peer must still make
   const shedding = peers.find(n => isOver(loads[n.id] as number) && n.containers.some(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)))
-  if (!over && !(load > mu + EPSILON && under.length > 0 && shedding == null)) {
+  pressure = over ? 'over' : load > mu + EPSILON && under.length > 0 && shedding == null ? 'above' : 'within'
+  if (pressure === 'within') {
     const why = under.length === 0 ? ' and no peer is under' : shedding != null && load > mu + EPSILON ? `; ${shedding.name} is over and sheds first` : ''
     return hold(`load ${round(load)} is within the watermarks (mean ${round(mu)}, band ${round(band[0])}–${round(band[1])})${why}`)
   }

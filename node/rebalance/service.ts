@@ -23,7 +23,7 @@ import { resourcesOf } from '../runtime/docker.ts'
 import { errorMessage, type Logger } from '../logger.ts'
 import { GotoError } from '../errors.ts'
 import type { Capacity, ContainerEntry, NodeState } from '../../protocols/node-state/index.ts'
-import { REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../../protocols/migrate/index.ts'
+import { isFinal, REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../../protocols/migrate/index.ts'
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
 import type { Journal, MigrationRecord } from '../migration/journal.ts'
@@ -139,6 +139,10 @@ export class Rebalancer {
   #running = false
   #announceTimer: NodeJS.Timeout | undefined
   #lastFlight = ''
+  /** The kind of the last hold written to the log while this node wanted to shed load. */
+  #loggedHold: string | undefined
+  /** The phase last seen of each migration not yet final. */
+  readonly #phases = new Map<string, string>()
   /** Aborted by stop(): a drain in progress ends and reports what stayed. */
   #shutdown = new AbortController()
 
@@ -194,6 +198,11 @@ export class Rebalancer {
   readonly #onMigration = (evt: CustomEvent<MigrationRecord>): void => {
     const record = evt.detail
     if (record.dryRun) return
+    // only a new phase can change what is in flight; progress events are many
+    const key = `${record.id}|${record.role}`
+    if (this.#phases.get(key) === record.phase) return
+    if (isFinal(record.phase)) this.#phases.delete(key)
+    else this.#phases.set(key, record.phase)
     clearTimeout(this.#announceTimer)
     this.#announceTimer = setTimeout(() => {
       void (async () => {
@@ -325,7 +334,17 @@ export class Rebalancer {
     if (hold != null) return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: hold })
     const p = await this.#plan(now)
     const d = p.decision
-    if (d.action === 'hold') return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: d.reason })
+    if (d.action === 'hold') {
+      // a node that wants to shed load and cannot says why in the log, once per kind of reason
+      const kind = d.reason.replace(/\d+(\.\d+)?/g, '#')
+      if (p.pressure !== 'within' && kind !== this.#loggedHold) {
+        this.#loggedHold = kind
+        await this.#c.audit.append('rebalance.hold', { actor: 'rebalancer', details: { reason: d.reason, mean: round3(p.mean), load: round3(p.loads[this.#c.gossip.localState().peerId] ?? 0) } }).catch(() => {})
+      }
+      if (p.pressure === 'within') this.#loggedHold = undefined
+      return this.#decided({ at: new Date(now).toISOString(), action: 'hold', reason: d.reason })
+    }
+    this.#loggedHold = undefined
     const m = d.move
     await this.#c.audit.append('rebalance.move', {
       actor: 'rebalancer',

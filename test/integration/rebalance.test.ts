@@ -104,6 +104,10 @@ describe('the mesh balances itself', { timeout: 900_000 }, () => {
     assert.match(dry.stdout, /kept\s+pinned: pinned/)
     assert.match(dry.stdout, /kept\s+plain: not labelled goto.movable=true/)
     assert.equal(settled.value.loads.length, 4)
+    // and Prometheus sees the decisions the log holds
+    const res = await fetch(`${agents[0]!.api}/metrics`, { headers: { authorization: `Bearer ${agents[0]!.token}` } })
+    const moved = made.filter(m => m.origin === agents[0]!.peerId).length
+    assert.match(await res.text(), new RegExp(`^goto_rebalance_decisions_total\\{kind="rebalance\\.move"\\} ${moved}$`, 'm'))
   })
 
   it('once balanced, nothing moves back and forth under steady load', async () => {

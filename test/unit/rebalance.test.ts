@@ -289,7 +289,7 @@ describe('rebalance: config', () => {
       assert.equal(config.rebalance?.low, DEFAULT_POLICY.low)
       assert.equal(config.rebalance?.movable, 'all')
       assert.deepEqual(config.rebalance?.weights, { memReserved: 1, memUsed: 0, cpu: 0, disk: 0, containers: 0 })
-      assert.deepEqual(config.rebalance?.capacity, { memoryBytes: 2 * GiB, cpus: undefined, containers: 8 })
+      assert.deepEqual(config.rebalance?.capacity, { memoryBytes: 2 * GiB, containers: 8 })
       assert.equal((await resolveConfig({ dataDir: dir }, { GOTO_REBALANCE: '0' })).rebalance?.enabled, false)
       await writeFile(join(dir, 'config.json'), JSON.stringify({ rebalance: { hihg: 0.2 } }))
       await assert.rejects(resolveConfig({ dataDir: dir }, {}), /rebalance.*hihg/)
