@@ -23,7 +23,8 @@
  * (50 nodes all alike, default 20), --small N (default 10), --drains N
  * (default 100), --workers N (default: the CPUs), --quick (10, 1, 5, 5, 20),
  * --busy-excludes-target (what if a busy target were left out for all of a
- * source's containers; writes to bench/results/rebalance-busy.json, no chart).
+ * source's containers; writes to bench/results/rebalance-busy.json, no chart),
+ * --out PATH (the samples there instead, no chart).
  */
 import { availableParallelism } from 'node:os'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -336,6 +337,12 @@ async function main (): Promise<void> {
   say('')
   say(`wall time ${wallS.toFixed(0)} s`)
   await mkdir(join(import.meta.dirname, 'results'), { recursive: true })
+  const outPath = process.argv[process.argv.indexOf('--out') + 1]
+  if (process.argv.includes('--out') && outPath != null) {
+    await writeFile(outPath, JSON.stringify({ ...out, argv: process.argv.slice(2) }, null, 1) + '\n')
+    process.stderr.write(`[bench] wrote ${outPath} (no chart)\n`)
+    return
+  }
   if (sim.busyExcludesTarget === true) {
     await writeFile(join(import.meta.dirname, 'results', 'rebalance-busy.json'), JSON.stringify({ ...out, whatIf: sim }, null, 1) + '\n')
     process.stderr.write('[bench] wrote bench/results/rebalance-busy.json\n')
