@@ -454,9 +454,9 @@ export interface Bound {
  * the sum of loads by at most up(c) = its largest load on any node − its load
  * at home (and lowers it by at most down(c), likewise). A schedule of k moves
  * moves at most k containers, so its final mean is within [m0 − Σ k largest
- * down / n, m0 + Σ k largest up / n]. With B(k) the bound for the loosest
- * mean in that range, every schedule of k moves has k ≥ B(k); the least such
- * k is a lower bound on the optimum.
+ * down / n, m0 + Σ k largest up / n]. With B(k) the least that any mean in
+ * that range asks, every schedule of k moves has k ≥ B(k); the least such k is
+ * a lower bound on the optimum.
  */
 export function lowerBound (mesh: Mesh, policy: RebalancePolicy): Bound {
   const nodes = mesh.nodes.filter(n => n.eligible && n.memAlloc > 0)
@@ -492,7 +492,7 @@ export function lowerBound (mesh: Mesh, policy: RebalancePolicy): Bound {
   }
   const up = sums(ups)
   const down = sums(downs)
-  const bound = (lo: number, hi: number): { moves: number, infeasible: number } => {
+  const bound = (lo: number, hi: number): { departures: number, arrivals: number, infeasible: number } => {
     let departures = 0
     let arrivals = 0
     let infeasible = 0
@@ -512,15 +512,38 @@ export function lowerBound (mesh: Mesh, policy: RebalancePolicy): Bound {
         arrivals += Math.ceil((floor - load) / add - EPSILON)
       }
     }
-    return { moves: Math.max(departures, arrivals), infeasible }
+    return { departures, arrivals, infeasible }
+  }
+  // Departures only fall and arrivals only rise with the mean m. Cut [lo, hi] at fixed grid points
+  // (multiples of STEP) into cells; a final mean in a cell [b, t] needs at least max(departures at t,
+  // arrivals at b). The least of that over the cells is a bound for every mean in [lo, hi], and with
+  // fixed grid points it can only fall as the range widens, so the least k with B(k) ≤ k is found by
+  // bisection.
+  const STEP = 0.002
+  const memo = new Map<number, { departures: number, arrivals: number }>()
+  const at = (m: number): { departures: number, arrivals: number } => {
+    let v = memo.get(m)
+    if (v == null) { v = bound(m, m); memo.set(m, v) }
+    return v
+  }
+  const within = (lo: number, hi: number): number => {
+    const cuts = [lo]
+    for (let i = Math.floor(lo / STEP) + 1; i * STEP < hi; i++) cuts.push(i * STEP)
+    cuts.push(hi)
+    let least = Infinity
+    for (let i = 0; i + 1 < cuts.length; i++) least = Math.min(least, Math.max(at(cuts[i + 1] as number).departures, at(cuts[i] as number).arrivals))
+    return least
   }
   const atStart = bound(mu0, mu0)
-  let k = 0
-  for (; k < atStart.moves; k++) {
+  let lo = 0
+  let hi = Math.max(atStart.departures, atStart.arrivals)
+  while (lo < hi) {
+    const k = Math.floor((lo + hi) / 2)
     const j = Math.min(k, up.length - 1)
-    if (bound(mu0 - (down[j] as number) / n, mu0 + (up[j] as number) / n).moves <= k) break
+    if (within(mu0 - (down[j] as number) / n, mu0 + (up[j] as number) / n) <= k) hi = k
+    else lo = k + 1
   }
-  return { lb: k, atStartMean: atStart.moves, infeasible: atStart.infeasible }
+  return { lb: lo, atStartMean: Math.max(atStart.departures, atStart.arrivals), infeasible: atStart.infeasible }
 }
 
 /**
