@@ -24,7 +24,8 @@
  * (default 100), --workers N (default: the CPUs), --quick (10, 1, 5, 5, 20),
  * --busy-excludes-target (what if a busy target were left out for all of a
  * source's containers; writes to bench/results/rebalance-busy.json, no chart),
- * --out PATH (the samples there instead, no chart).
+ * --out PATH (the samples there instead, no chart; --quick writes
+ * bench/results/rebalance-quick.json).
  */
 import { availableParallelism } from 'node:os'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -337,8 +338,9 @@ async function main (): Promise<void> {
   say('')
   say(`wall time ${wallS.toFixed(0)} s`)
   await mkdir(join(import.meta.dirname, 'results'), { recursive: true })
-  const outPath = process.argv[process.argv.indexOf('--out') + 1]
-  if (process.argv.includes('--out') && outPath != null) {
+  // a smoke run (--quick) keeps off the published samples and chart
+  const outPath = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : quick ? join(import.meta.dirname, 'results', 'rebalance-quick.json') : undefined
+  if (outPath != null) {
     await writeFile(outPath, JSON.stringify({ ...out, argv: process.argv.slice(2) }, null, 1) + '\n')
     process.stderr.write(`[bench] wrote ${outPath} (no chart)\n`)
     return
