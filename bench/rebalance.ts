@@ -22,8 +22,6 @@
  * Flags: --seeds50 N (default 30), --seeds500 N (default 3), --uniform N
  * (50 nodes all alike, default 20), --small N (default 10), --drains N
  * (default 100), --workers N (default: the CPUs), --quick (10, 1, 5, 5, 20),
- * --busy-excludes-target (what if a busy target were left out for all of a
- * source's containers; writes to bench/results/rebalance-busy.json, no chart),
  * --out PATH (the samples there instead, no chart; --quick writes
  * bench/results/rebalance-quick.json).
  */
@@ -239,8 +237,7 @@ async function main (): Promise<void> {
   const uniformSeeds = flag('uniform', quick ? 5 : 20)
   const drains = flag('drains', quick ? 20 : 100)
   const workers = flag('workers', availableParallelism())
-  // what if a busy target were left out for all of a source's containers (not what the agent does)
-  const sim: Partial<SimOptions> = process.argv.includes('--busy-excludes-target') ? { busyExcludesTarget: true } : {}
+  const sim: Partial<SimOptions> = {}
   const t0 = performance.now()
   let commit = 'unknown'
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: import.meta.dirname }).toString().trim() } catch {}
@@ -268,9 +265,8 @@ async function main (): Promise<void> {
   say('')
   say(`policy: DEFAULT_POLICY as the agent ships it: weights ${JSON.stringify(p.weights)}, band mean −${p.low}/+${p.high}, ceiling ${p.ceiling}, interval ${p.intervalMs / 1000} s ±20 %, ` +
     `container cooldown ${p.containerCooldownMs / 60_000} min, node cooldown ${p.nodeCooldownMs / 1000} s, no return within ${p.returnAfterMs / 60_000} min, minGain ${p.minGain}, movable '${p.movable}'`)
-  if (sim.busyExcludesTarget === true) say('WHAT IF: a TARGET_BUSY refusal leaves the target out for all of the source\'s containers for a node cooldown (the agent leaves out only the pair)')
   say(`sim: rounds of ${DEFAULT_SIM.roundMs / 1000} s, views ${DEFAULT_SIM.maxLag === 0 ? 'fresh' : `0–${DEFAULT_SIM.maxLag} rounds old`}, a move takes ${DEFAULT_SIM.moveOverheadMs / 1000} s + bytes at ${DEFAULT_SIM.bytesPerSecond / 1e6} MB/s, ` +
-    `a refused container→target pair left out ${Math.max(5 * p.intervalMs, p.nodeCooldownMs) / 1000} s and the source plans again at once (at most ${DEFAULT_SIM.maxOffers} offers a round), at most ${DEFAULT_SIM.maxRounds} rounds`)
+    `a refused container→target pair left out ${Math.max(5 * p.intervalMs, p.nodeCooldownMs) / 1000} s (a busy target: for all its containers, a node cooldown) and the source plans again at once (at most ${DEFAULT_SIM.maxOffers} offers a round), at most ${DEFAULT_SIM.maxRounds} rounds`)
   const out: Record<string, unknown> = { commit, at: new Date().toISOString(), wallSeconds: wallS, policy: p, sim: DEFAULT_SIM }
   const sizes: Array<{ nodes: number, series: Record<'ours' | 'descheduler' | 'none', number[]>, every: number }> = []
   const bars: Array<{ label: string, value: number }> = []
@@ -343,11 +339,6 @@ async function main (): Promise<void> {
   if (outPath != null) {
     await writeFile(outPath, JSON.stringify({ ...out, argv: process.argv.slice(2) }, null, 1) + '\n')
     process.stderr.write(`[bench] wrote ${outPath} (no chart)\n`)
-    return
-  }
-  if (sim.busyExcludesTarget === true) {
-    await writeFile(join(import.meta.dirname, 'results', 'rebalance-busy.json'), JSON.stringify({ ...out, whatIf: sim }, null, 1) + '\n')
-    process.stderr.write('[bench] wrote bench/results/rebalance-busy.json\n')
     return
   }
   await writeFile(join(import.meta.dirname, 'results', 'rebalance.json'), JSON.stringify(out, null, 1) + '\n')

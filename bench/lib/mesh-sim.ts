@@ -53,8 +53,6 @@ export interface SimOptions {
   excludeMs?: number
   /** Plans a node makes in one round when its offers are refused (the agent plans again at once after each refusal). @default 20 */
   maxOffers: number
-  /** What if a TARGET_BUSY refusal left the target out for all of the source's containers for a node cooldown (not what the agent does). @default false */
-  busyExcludesTarget: boolean
   /** The most rounds simulated; a run still moving then is reported not quiet. @default 1440 (2 h) */
   maxRounds: number
   /** Largest gossip lag of a node's view, in rounds (each node draws 0…maxLag). @default 2 */
@@ -66,7 +64,6 @@ export const DEFAULT_SIM: SimOptions = {
   bytesPerSecond: 50 * MB,
   moveOverheadMs: 10_000,
   maxOffers: 20,
-  busyExcludesTarget: false,
   maxRounds: 1440,
   maxLag: 2
 }
@@ -290,7 +287,8 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
     }
     return g
   }
-  const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, containers: n.containers.map(bare) }))
+  // what gossip shows of a node also says when it last moved (its node cooldown), as the agent's capacity does
+  const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, lastMoveAt: lastMoveAt.get(n.id), containers: n.containers.map(bare) }))
   const viewOf = (self: NodeView, rounds: number): NodeView[] => {
     const base = snapshots[Math.min(rounds, snapshots.length - 1)] as NodeView[]
     return base.map(v => v.id === self.id ? self : v)
@@ -398,7 +396,8 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
         if (refused != null) {
           refusals[refused.code] = (refusals[refused.code] ?? 0) + 1
           ex.set(`${container.name}→${target.id}`, now + excludeMs)
-          if (o.busyExcludesTarget && refused.code === 'TARGET_BUSY') for (const x of self.containers) if (x.name !== container.name) ex.set(`${x.name}→${target.id}`, now + policy.nodeCooldownMs)
+          // as the agent does: a busy target is left out for all of the source's containers for a node cooldown
+          if (refused.code === 'TARGET_BUSY') for (const x of self.containers) if (x.name !== container.name) ex.set(`${x.name}→${target.id}`, Math.max(ex.get(`${x.name}→${target.id}`) ?? 0, now + policy.nodeCooldownMs))
           continue
         }
         const c = self.containers.find(x => x.name === container.name) as ContainerView

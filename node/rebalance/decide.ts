@@ -118,6 +118,8 @@ export interface NodeView {
   incoming: number
   /** Moves in flight from it. */
   outgoing: number
+  /** When it last sent or took a rebalance move (ms, its clock), as gossiped: a peer in its node cooldown refuses. */
+  lastMoveAt?: number
   containers: ContainerView[]
 }
 
@@ -310,7 +312,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const selfDims = dimensions(self)
   const sourceAfters = movable.map(c => loadFrom(selfDims, self, c, -1, w))
   for (const t of targets) {
-    if (t.incoming > 0) { busy++; continue }
+    // a peer taking a move, or in its node cooldown, would refuse: TARGET_BUSY
+    if (t.incoming > 0 || (t.lastMoveAt != null && now - t.lastMoveAt < policy.nodeCooldownMs)) { busy++; continue }
     const before = loads[t.id] as number
     const dims = dimensions(t)
     const room = occupancy(t)
@@ -329,7 +332,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   if (moves.length === 0) {
     const why = targets.length === 0
       ? 'no peer is below the mean'
-      : busy === targets.length ? 'every peer below the mean has a move in flight towards it' : full > 0 ? 'no peer below the mean has room for any movable container' : 'no move evens the mesh by enough'
+      : busy === targets.length ? 'every peer below the mean is taking a move or moved one lately' : full > 0 ? 'no peer below the mean has room for any movable container' : 'no move evens the mesh by enough'
     return result({ action: 'hold', reason: `load ${round(load)} is ${over ? 'over' : 'above the mean'}, but ${why}` }, [], skipped)
   }
   // the most even mesh first; within a tenth of the best gain, the fewest bytes

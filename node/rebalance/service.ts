@@ -114,6 +114,7 @@ function nodeOf (state: NodeState, capacity: Capacity, eligible: boolean): NodeV
     memInFlight: capacity.memInFlight ?? 0,
     incoming: capacity.incoming ?? 0,
     outgoing: capacity.outgoing ?? 0,
+    lastMoveAt: capacity.lastMoveAt,
     containers: state.containers.filter(c => !isHelper(c.name)).map(toView)
   }
 }
@@ -186,11 +187,13 @@ export class Rebalancer {
   /** What the gossip adds to this node's capacity: what it offers and has in flight. */
   async capacityExtra (host: Capacity): Promise<Partial<Capacity>> {
     const flight = await this.#c.migrations.inFlight().catch((): InFlight => ({ incoming: 0, outgoing: 0, memInFlight: 0 }))
+    const { lastMoveAt } = await this.#history().catch(() => ({ lastMoveAt: undefined }))
     const offers = this.#c.runtime.description !== 'none'
     return {
       memAlloc: offers ? this.#policy.capacity.memoryBytes ?? host.memTotal : 0,
       maxContainers: this.#policy.capacity.containers,
-      ...flight
+      ...flight,
+      ...(lastMoveAt != null ? { lastMoveAt } : {})
     }
   }
 
@@ -393,6 +396,13 @@ export class Rebalancer {
       const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
       const refused = code.replace(/^GOTO_ERR_/, '')
       this.#exclude.set(`${container}→${target}`, Date.now() + this.#excludeMs())
+      if (refused === 'TARGET_BUSY') {
+        // busy for any container of ours: leave it out for all of them for a node cooldown
+        for (const c of this.#c.gossip.localState().containers) {
+          const pair = `${c.name}→${target}`
+          this.#exclude.set(pair, Math.max(this.#exclude.get(pair) ?? 0, Date.now() + this.#policy.nodeCooldownMs))
+        }
+      }
       await this.#c.audit.append('rebalance.refused', { migration: id, actor: 'rebalancer', details: { container, target, targetName, code: refused, reason: record.error?.message } }).catch(() => {})
       this.#log.info('rebalance move refused or failed; planning again', { migration: id, code: refused })
       this.#moving = undefined

@@ -38,7 +38,9 @@ export const CapacitySchema = z.strictObject({
   memInFlight: count.optional(),
   /** Migrations in flight towards it, and from it. */
   incoming: count.optional(),
-  outgoing: count.optional()
+  outgoing: count.optional(),
+  /** When it last sent or took a rebalance move (ms since the epoch, its clock); it takes none for a node cooldown after. */
+  lastMoveAt: count.optional()
 })
 
 export const ContainerSchema = z.strictObject({

@@ -117,7 +117,10 @@ describe('rebalance: plan', () => {
     assert.equal(plan('a', back, policy, now).decision.action, 'hold')
     assert.equal(plan('a', back, policy, policy.returnAfterMs + 1).decision.action, 'move')
     const busy = [node('a', [box('a1', 4 * GiB), box('a2', 4 * GiB)]), node('b', [], { incoming: 1 })]
-    assert.match(plan('a', busy, policy, 0).decision.reason, /move in flight towards it/)
+    assert.match(plan('a', busy, policy, 0).decision.reason, /every peer below the mean is taking a move or moved one lately/)
+    const cooling = [node('a', [box('a1', 4 * GiB), box('a2', 4 * GiB)]), node('b', [], { lastMoveAt: 100_000 })]
+    assert.equal(plan('a', cooling, policy, 100_000 + policy.nodeCooldownMs - 1).decision.action, 'hold', 'a peer in its node cooldown would refuse')
+    assert.equal(plan('a', cooling, policy, 100_000 + policy.nodeCooldownMs).decision.action, 'move')
     const full = [node('a', [box('a1', 8 * GiB)]), node('b', [], { memAlloc: 1 * GiB })]
     assert.equal(plan('a', full, policy, 0).decision.action, 'hold')
   })
