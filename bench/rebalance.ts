@@ -147,6 +147,7 @@ function rowsFor (runs: JobResult[]): Row[] {
     row('load stddev before', '', r => r.stddevBefore, undefined, 3),
     row('load stddev after', '≤ 0.1', r => r.stddevAfter, s => s.max <= 0.1, 3),
     row('moves', '', r => r.moves),
+    row('GB carried by the moves', '', r => r.bytes / 1e9, undefined, 1),
     // optimum ≥ lower bound: moves ÷ lower bound ≥ moves ÷ optimum, so ≤ 1.2 here proves the goal
     { figure: 'moves ÷ proven lower bound (≥ ÷ optimum)', goal: '≤ 1.2', ours: ouLb, desched: stat(runs.map(r => (r.descheduler as RunResult).moves / Math.max(1, r.bound.lb))), reference: `LB ${fs3(stat(runs.map(r => r.bound.lb)), 1)}`, met: ouLb.max <= 1.2 ? 'yes, proven' : 'not proven' },
     // optimum ≤ greedy: moves ÷ greedy ≤ moves ÷ optimum, so > 1.2 here disproves it
@@ -157,7 +158,7 @@ function rowsFor (runs: JobResult[]): Row[] {
     row('double-booked targets', '0', r => r.doubleBooked, s => s.max === 0),
     row('A→B→A moves', '0', r => r.aba, s => s.max === 0),
     row('moves within a container\'s cooldown', '0', r => r.cooldownViolations, s => s.max === 0),
-    row('moves after first balanced', '0', r => r.movesAfterBalanced, s => s.max === 0),
+    row('moves after first settled (within the band, nothing in flight)', '0', r => r.movesAfterBalanced, s => s.max === 0),
     row('most moves in flight from one source', '≤ 1', r => r.maxOutPerSource, s => s.max <= 1, 0),
     row('most moves in flight to one target', '≤ 1', r => r.maxInPerTarget, s => s.max <= 1, 0),
     row('offers refused by the target, per move', '', r => refusals(r) / Math.max(1, r.moves)),

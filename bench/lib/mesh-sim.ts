@@ -201,6 +201,8 @@ export interface RunResult {
   nodes: number
   /** Moves started (admitted offers, or evictions for the descheduler). */
   moves: number
+  /** Bytes those moves carry (the containers' sizes). */
+  bytes: number
   /** Moves that ended (a container runs at its target). */
   completed: number
   /** Offers refused by the target's admit(), by code. */
@@ -211,7 +213,7 @@ export interface RunResult {
   series: number[]
   /** The round after the last move ended and the last offer was made; undefined if it never went quiet. */
   quietRound?: number
-  /** The first round whose start found the mesh within the band; undefined if never. */
+  /** The first round whose start found the mesh within the band with no move in flight (settled); undefined if never. */
   balancedRound?: number
   balancedAtEnd: boolean
   /** Node-rounds with more memory reserved (running + in flight) than memAlloc. */
@@ -268,7 +270,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
   const refusals: Record<string, number> = {}
   const series: number[] = []
   const r: RunResult = {
-    strategy, nodes: nodes.length, moves: 0, completed: 0, refusals, stddevBefore: stddev(loads(nodes, policy)), stddevAfter: 0, series,
+    strategy, nodes: nodes.length, moves: 0, bytes: 0, completed: 0, refusals, stddevBefore: stddev(loads(nodes, policy)), stddevAfter: 0, series,
     balancedAtEnd: false, capacityViolations: 0, doubleBooked: 0, aba: 0, cooldownViolations: 0, movesAfterBalanced: 0, maxOutPerSource: 0, maxInPerTarget: 0, rounds: 0
   }
   // quiet once nothing moved for the longest cooldown plus an interval: every rule that holds a move back has lapsed
@@ -295,6 +297,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
   }
   const startMove = (c: ContainerView, source: NodeView, target: NodeView, now: number, evicted: boolean): void => {
     r.moves++
+    r.bytes += c.bytes
     if (r.balancedRound != null) r.movesAfterBalanced++
     if (target.incoming > 0) r.doubleBooked++
     const t = track.get(c.name)
@@ -340,7 +343,8 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
     if (snapshots.length > o.maxLag + 1) snapshots.pop()
     const values = loads(nodes, policy)
     series.push(stddev(values))
-    if (r.balancedRound == null && balanced(values, policy)) r.balancedRound = round
+    // settled: within the band and nothing in flight (a move still landing shifts the mean of unlike nodes)
+    if (r.balancedRound == null && flights.length === 0 && balanced(values, policy)) r.balancedRound = round
     for (const n of nodes) {
       let reserved = n.memInFlight
       for (const c of n.containers) if (c.running) reserved += c.mem

@@ -165,6 +165,15 @@ export interface PlanOptions {
 
 const EPSILON = 1e-9
 
+/**
+ * Moves whose gain is at least this share of the best one count as equally
+ * good, and the one that carries the fewest bytes is taken. 0.95, not 0.9:
+ * on the simulator's 30 meshes of 50 nodes a wider window took small
+ * containers first and so more moves (up to 1.20× a central greedy
+ * schedule's, against 1.15×) for 5 % fewer bytes.
+ */
+export const NEAR_BEST = 0.95
+
 function ratio (a: number, b: number): number {
   return b > 0 ? a / b : 0
 }
@@ -335,7 +344,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
       : busy === targets.length ? 'every peer below the mean is taking a move or moved one lately' : full > 0 ? 'no peer below the mean has room for any movable container' : 'no move evens the mesh by enough'
     return result({ action: 'hold', reason: `load ${round(load)} is ${over ? 'over' : 'above the mean'}, but ${why}` }, [], skipped)
   }
-  // the most even mesh first; within a tenth of the best gain, the fewest bytes
+  // the most even mesh first; within NEAR_BEST of the best gain, the fewest bytes
   const byGain = (a: Move, b: Move): number => b.gain - a.gain || a.bytes - b.bytes || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id)
   // the five best by gain without sorting them all: a mesh of hundreds of nodes offers thousands
   const top: Move[] = []
@@ -347,7 +356,7 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const best = top[0] as Move
   const byBytes = (a: Move, b: Move): number => a.bytes - b.bytes || b.gain - a.gain || a.container.name.localeCompare(b.container.name) || a.target.id.localeCompare(b.target.id)
   let chosen = best
-  for (const m of moves) if (m.gain >= best.gain * 0.9 && byBytes(m, chosen) < 0) chosen = m
+  for (const m of moves) if (m.gain >= best.gain * NEAR_BEST && byBytes(m, chosen) < 0) chosen = m
   const reason = `load ${round(load)} is ${over ? 'over the high watermark' : 'above the mean with a peer under'} (mean ${round(mu)}); ` +
     `moving ${chosen.container.name} (${chosen.bytes} bytes) to ${chosen.target.name} takes this node to ${round(chosen.sourceLoad[1])} and it to ${round(chosen.targetLoad[1])}`
   return result({ action: 'move', move: chosen, reason }, [chosen, ...top.filter(m => m !== chosen)].slice(0, 5), skipped)
