@@ -32,7 +32,7 @@
  *   with arrivedAt and cameFrom set. Source and target record lastMoveAt at its
  *   end (the agent reads it from its journal's committed and activated phases).
  */
-import { admit, autoMovable, loadOf, plan, type ContainerView, type NodeView, type RebalancePolicy } from '../../node/rebalance/decide.ts'
+import { admit, autoMovable, loadOf, plan, sheddableCount, type ContainerView, type NodeView, type RebalancePolicy } from '../../node/rebalance/decide.ts'
 import { drain, type DrainOps, type DrainOutcome, type DrainReport } from '../../node/rebalance/drain.ts'
 import { prng } from './measure.ts'
 
@@ -290,7 +290,8 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
     return g
   }
   // what gossip shows of a node also says when it last moved (its node cooldown), as the agent's capacity does
-  const snapshot = (): NodeView[] => nodes.map(n => ({ ...n, lastMoveAt: lastMoveAt.get(n.id), containers: n.containers.map(bare) }))
+  // and how many of its containers its rules let move now, which its peers cannot tell from bare containers
+  const snapshot = (now: number): NodeView[] => nodes.map(n => ({ ...n, lastMoveAt: lastMoveAt.get(n.id), sheddable: sheddableCount(n, policy, now), containers: n.containers.map(bare) }))
   const viewOf = (self: NodeView, rounds: number): NodeView[] => {
     const base = snapshots[Math.min(rounds, snapshots.length - 1)] as NodeView[]
     return base.map(v => v.id === self.id ? self : v)
@@ -339,7 +340,7 @@ export function simulate (start: Mesh, strategy: Strategy, policy: RebalancePoli
       endMove(f, now)
       flights.splice(flights.indexOf(f), 1)
     }
-    snapshots.unshift(snapshot())
+    snapshots.unshift(snapshot(now))
     if (snapshots.length > o.maxLag + 1) snapshots.pop()
     const values = loads(nodes, policy)
     series.push(stddev(values))

@@ -120,6 +120,12 @@ export interface NodeView {
   outgoing: number
   /** When it last sent or took a rebalance move (ms, its clock), as gossiped: a peer in its node cooldown refuses. */
   lastMoveAt?: number
+  /**
+   * Its running containers that its own rules let move now (movable, out of
+   * their cooldown), as it gossips them: a peer's view of its containers
+   * carries no arrival times. Undefined: judged from `containers`.
+   */
+  sheddable?: number
   containers: ContainerView[]
 }
 
@@ -231,6 +237,11 @@ export function autoMovable (c: ContainerView, policy: RebalancePolicy): boolean
   return policy.movable === 'all' || c.labels[MOVABLE_LABEL] === 'true'
 }
 
+/** How many of a node's running containers its rules let move now (movable, out of their cooldown). */
+export function sheddableCount (n: NodeView, policy: RebalancePolicy, now: number): number {
+  return n.containers.filter(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)).length
+}
+
 /** Why a container cannot arrive on a node now, or undefined when it fits. */
 export function fits (n: NodeView, c: ContainerView): string | undefined {
   return fitsIn(n, occupancy(n), c)
@@ -296,7 +307,8 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const peers = eligible.filter(n => n.id !== self.id)
   const under = peers.filter(n => (loads[n.id] as number) < mu - policy.low - EPSILON)
   // while an over peer can shed, it fills the under peers: a node within the band pushing too adds moves the over peer must still make
-  const shedding = peers.find(n => isOver(loads[n.id] as number) && n.containers.some(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)))
+  const canShed = (n: NodeView): boolean => (n.sheddable ?? sheddableCount(n, policy, now)) > 0
+  const shedding = peers.find(n => isOver(loads[n.id] as number) && canShed(n))
   pressure = over ? 'over' : load > mu + EPSILON && under.length > 0 && shedding == null ? 'above' : 'within'
   if (pressure === 'within') {
     const why = under.length === 0 ? ' and no peer is under' : shedding != null && load > mu + EPSILON ? `; ${shedding.name} is over and sheds first` : ''

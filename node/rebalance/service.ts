@@ -17,7 +17,7 @@
  * - `drain()` marks the node draining (gossiped: admission everywhere
  *   refuses it work) and runs the drain loop.
  */
-import { admit, plan, type ContainerView, type NodeView, type Plan, type RebalancePolicy } from './decide.ts'
+import { admit, plan, sheddableCount, type ContainerView, type NodeView, type Plan, type RebalancePolicy } from './decide.ts'
 import { drain, type DrainOps, type DrainReport } from './drain.ts'
 import { resourcesOf } from '../runtime/docker.ts'
 import { errorMessage, type Logger } from '../logger.ts'
@@ -115,6 +115,7 @@ function nodeOf (state: NodeState, capacity: Capacity, eligible: boolean): NodeV
     incoming: capacity.incoming ?? 0,
     outgoing: capacity.outgoing ?? 0,
     lastMoveAt: capacity.lastMoveAt,
+    sheddable: capacity.sheddable,
     containers: state.containers.filter(c => !isHelper(c.name)).map(toView)
   }
 }
@@ -187,13 +188,15 @@ export class Rebalancer {
   /** What the gossip adds to this node's capacity: what it offers and has in flight. */
   async capacityExtra (host: Capacity): Promise<Partial<Capacity>> {
     const flight = await this.#c.migrations.inFlight().catch((): InFlight => ({ incoming: 0, outgoing: 0, memInFlight: 0 }))
-    const { lastMoveAt } = await this.#history().catch(() => ({ lastMoveAt: undefined }))
+    const { nodes, lastMoveAt } = await this.#nodesWithHistory().catch(() => ({ nodes: [] as NodeView[], lastMoveAt: undefined }))
     const offers = this.#c.runtime.description !== 'none'
+    const self = nodes[0]
     return {
       memAlloc: offers ? this.#policy.capacity.memoryBytes ?? host.memTotal : 0,
       maxContainers: this.#policy.capacity.containers,
       ...flight,
-      ...(lastMoveAt != null ? { lastMoveAt } : {})
+      ...(lastMoveAt != null ? { lastMoveAt } : {}),
+      ...(self != null ? { sheddable: sheddableCount(self, this.#policy, Date.now()) } : {})
     }
   }
 

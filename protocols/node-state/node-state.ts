@@ -40,7 +40,9 @@ export const CapacitySchema = z.strictObject({
   incoming: count.optional(),
   outgoing: count.optional(),
   /** When it last sent or took a rebalance move (ms since the epoch, its clock); it takes none for a node cooldown after. */
-  lastMoveAt: count.optional()
+  lastMoveAt: count.optional(),
+  /** Its running containers its own rules let move now (movable, out of their cooldown). */
+  sheddable: count.optional()
 })
 
 export const ContainerSchema = z.strictObject({

@@ -29,4 +29,13 @@ describe('plan: an over peer sheds first', () => {
       assert.equal(b.decision.action === 'move' && b.decision.move.target.id, 'c')
     }
   })
+
+  it('takes a peer\'s own word on what it may shed: an over peer whose containers cool down does not hold the others back', () => {
+    // as the agent sees a peer: bare containers (no arrival times), and the count the peer gossips
+    const cooling = { ...node('a', 8), sheddable: 0 }
+    const b = plan('b', [cooling, node('b', 5), node('c', 1), node('d', 4)], policy, 60_000)
+    assert.equal(b.decision.action, 'move', b.decision.reason)
+    const ready = { ...node('a', 8), sheddable: 2 }
+    assert.match(plan('b', [ready, node('b', 5), node('c', 1), node('d', 4)], policy, 60_000).decision.reason, /a is over and sheds first/)
+  })
 })
