@@ -795,6 +795,10 @@ export async function simulateDrain (seed: number, policy: RebalancePolicy, faul
       const source = placed.find(p => p.node === self.id && p.c.name === name && !p.rollback)
       return at != null && (!running || (at.c.running && at.runsAt <= clock)) && (source == null || !source.c.running)
     },
+    locate: (name, running) => {
+      const at = placed.find(p => p.node !== self.id && p.c.name === name && !p.rollback)
+      return at != null && (!running || (at.c.running && at.runsAt <= clock)) ? at.node : undefined
+    },
     sleep: async (ms) => { clock += ms },
     now: () => clock
   }

@@ -31,6 +31,7 @@ function ops (names: string[], answer: (n: number) => DrainOutcome, landAfter = 
       return answer(calls++)
     },
     landed: async (name) => (at.get(name) ?? Infinity) <= clock && !here.has(name),
+    locate: (name) => (at.get(name) ?? Infinity) <= clock ? 't' : undefined,
     sleep: async (ms) => { clock += ms },
     now: () => clock
   }
