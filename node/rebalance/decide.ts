@@ -207,6 +207,21 @@ function weighted (v: Record<Dimension, number>, w: Weights): number {
   return DIMENSIONS.reduce((s, d) => s + Math.max(0, w[d]) * v[d], 0) / total
 }
 
+/**
+ * Whether a node's figures are possible at all. They come from its own
+ * gossip: a member that announces, say, 1e300 bytes reserved on 1 byte
+ * offered would drag the mesh's mean so far that every other node holds; such
+ * a node is left out of the mean and never chosen as a target. Reservations,
+ * memory, disk and containers stay at or under their capacity in practice
+ * (4× leaves room for a capacity lowered under what runs); a load average can
+ * run well past the CPUs, so it gets more.
+ */
+export function plausible (n: NodeView): boolean {
+  const d = dimensions(n)
+  return Number.isFinite(n.memAlloc) && DIMENSIONS.every(k => Number.isFinite(d[k]) && d[k] >= 0) &&
+    d.memReserved <= 4 && d.memUsed <= 4 && d.disk <= 4 && d.containers <= 4 && d.cpu <= 64
+}
+
 /** A node's load: the weighted mean of its dimensions (0 idle, 1 full). */
 export function loadOf (n: NodeView, w: Weights): number {
   return weighted(dimensions(n), w)
@@ -274,7 +289,7 @@ function round (x: number): string {
  */
 export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy, now: number, options: PlanOptions = {}): Plan {
   const w = policy.weights
-  const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0)
+  const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0 && plausible(n))
   const loads: Record<string, number> = Object.fromEntries(eligible.map(n => [n.id, loadOf(n, w)]))
   const mu = mean(Object.values(loads))
   const band: [number, number] = [mu - policy.low, Math.min(mu + policy.high, policy.ceiling)]
@@ -403,7 +418,7 @@ export function admit (self: NodeView, nodes: NodeView[], offered: Offered, poli
   if (running.length + 1 > self.maxContainers) return { code: 'OVERLOADED', reason: `${self.name} runs ${running.length} containers, its most` }
   if (offered.purpose === 'rebalance') {
     const w = policy.weights
-    const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0)
+    const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0 && plausible(n))
     const mu = mean(eligible.map(n => loadOf(n, w)))
     const after = loadWith(self, c, 1, w)
     const limit = Math.min(mu + policy.high, policy.ceiling)
@@ -423,7 +438,7 @@ export function placeFor (c: ContainerView, selfId: string, nodes: NodeView[], p
   const reasons: string[] = []
   const options: Array<{ target: NodeView, after: number }> = []
   for (const n of nodes) {
-    if (n.id === selfId || !n.eligible || n.memAlloc <= 0) continue
+    if (n.id === selfId || !n.eligible || n.memAlloc <= 0 || !plausible(n)) continue
     if (exclude.has(`${c.name}→${n.id}`)) { reasons.push(`${n.name} refused it`); continue }
     const full = fits(n, c)
     if (full != null) { reasons.push(full); continue }

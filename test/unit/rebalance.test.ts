@@ -160,6 +160,18 @@ describe('rebalance: plan', () => {
   })
 })
 
+describe('rebalance: a peer that gossips impossible figures', () => {
+  it('is left out of the mean and never chosen, so it cannot make every node hold', () => {
+    const liar = node('liar', [box('x', 1e300)], { memAlloc: 1 })
+    const honest = [node('a', [box('a1', 4 * GiB), box('a2', 4 * GiB)]), node('b', [])]
+    const p = plan('a', [...honest, liar], policy, 0)
+    assert.equal(p.decision.action === 'move' && p.decision.move.target.id, 'b')
+    assert.equal(p.loads.liar, undefined)
+    assert.ok(Math.abs(p.mean - 0.4) < 1e-9)
+    assert.equal('target' in placeFor(box('w', GiB), 'a', [liar, { ...node('a', []), eligible: false }], policy), false)
+  })
+})
+
 describe('rebalance: admit', () => {
   const mesh = (): NodeView[] => [node('t', [box('t1', 2 * GiB)]), node('s', [box('s1', 6 * GiB)])]
   const offer = (mem: number, purpose: 'manual' | 'rebalance' | 'drain' = 'rebalance'): { name: string, mem: number, cpu: number, bytes: number, purpose: typeof purpose } => ({ name: 'x', mem, cpu: 0, bytes: MiB, purpose })
@@ -223,6 +235,7 @@ describe('rebalance: drain', () => {
         return { ok: true, id: `m-${name}` }
       },
       landed: async (name, target) => now >= (landedAt.get(name) ?? Infinity) && nodes.find(n => n.id === target)?.containers.some(c => c.name === name) === true,
+      locate: (name) => now >= (landedAt.get(name) ?? Infinity) ? nodes.slice(1).find(n => n.containers.some(c => c.name === name))?.id : undefined,
       sleep: async (ms) => { now += ms },
       now: () => now
     }
