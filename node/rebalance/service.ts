@@ -191,12 +191,14 @@ export class Rebalancer {
     const { nodes, lastMoveAt } = await this.#nodesWithHistory().catch(() => ({ nodes: [] as NodeView[], lastMoveAt: undefined }))
     const offers = this.#c.runtime.description !== 'none'
     const self = nodes[0]
+    // a node that makes no moves of its own (off, paused, draining) has nothing to shed, as far as its peers should wait for it
+    const shedding = this.#policy.enabled && !this.#paused && !this.#draining
     return {
       memAlloc: offers ? this.#policy.capacity.memoryBytes ?? host.memTotal : 0,
       maxContainers: this.#policy.capacity.containers,
       ...flight,
       ...(lastMoveAt != null ? { lastMoveAt } : {}),
-      ...(self != null ? { sheddable: sheddableCount(self, this.#policy, Date.now()) } : {})
+      ...(self != null ? { sheddable: shedding ? sheddableCount(self, this.#policy, Date.now()) : 0 } : {})
     }
   }
 
@@ -229,6 +231,7 @@ export class Rebalancer {
       this.#paused = true
       await this.#meta.put(PAUSED_KEY, true)
       await this.#c.audit.append('rebalance.paused', { actor, details: {} })
+      void this.#c.gossip.announce().catch(() => {})
     }
     return this.status()
   }
@@ -238,6 +241,7 @@ export class Rebalancer {
       this.#paused = false
       await this.#meta.put(PAUSED_KEY, false)
       await this.#c.audit.append('rebalance.resumed', { actor, details: {} })
+      void this.#c.gossip.announce().catch(() => {})
     }
     return this.status()
   }
@@ -248,7 +252,9 @@ export class Rebalancer {
     let lastMoveAt: number | undefined
     for (const r of await this.#c.journal.all()) {
       if (r.dryRun) continue
-      const at = Date.parse(r.updatedAt)
+      // when it landed (or committed), not updatedAt, which a later prune of its rollback point moves
+      const landed = r.phases.find(p => p.phase === 'activated') ?? r.phases.find(p => p.phase === 'committed')
+      const at = Date.parse(landed?.at ?? r.updatedAt)
       if (r.role === 'target' && r.phase === 'activated') {
         const known = arrivals.get(r.name)
         if (known == null || known.at < at) arrivals.set(r.name, { at, from: r.source })
@@ -440,9 +446,26 @@ export class Rebalancer {
     if (this.#draining) throw new DrainingError('this node is draining already')
     this.#draining = true
     this.#c.gossip.setStatus('draining')
+    try {
+      return await this.#drain(options)
+    } catch (err) {
+      // a drain that fails leaves the node as it was, not draining for good
+      this.#draining = false
+      this.#c.gossip.setStatus('active')
+      await this.#c.audit.append('drain.failed', { actor: options.actor, details: { error: errorMessage(err) } }).catch(() => {})
+      throw err
+    }
+  }
+
+  async #drain (options: { deadline: number, actor?: string, signal?: AbortSignal, onProgress?: (report: DrainReport) => void }): Promise<DrainReport> {
+    const signal = options.signal != null ? AbortSignal.any([options.signal, this.#shutdown.signal]) : this.#shutdown.signal
+    const pause = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
     await this.#c.audit.append('drain.started', { actor: options.actor, details: { deadline: new Date(options.deadline).toISOString() } })
-    // a rebalance move in flight finishes first: one outgoing move at a time
-    while (this.#moving != null && Date.now() < options.deadline) await new Promise(resolve => setTimeout(resolve, 200))
+    // a step deciding now, then a rebalance move in flight, finish first: one outgoing move at a time
+    await this.#stepping?.catch(() => {})
+    while (this.#moving != null && Date.now() < options.deadline && !signal.aborted) await pause(200)
+    // and a move admitted towards this node just before it began draining lands before the first pass
+    while ((await this.#c.migrations.inFlight()).incoming > 0 && Date.now() < options.deadline && !signal.aborted) await pause(200)
     const runtime = this.#c.runtime
     const me = this.#c.gossip.localState().peerId
     const ops: DrainOps = {
@@ -467,17 +490,24 @@ export class Rebalancer {
         while (Date.now() < until && !signal.aborted) {
           const here = await runtime.inspect(container).catch(() => undefined)
           const there = this.#c.gossip.view.get(target)?.state.containers.find(c => c.name === container)
-          const gone = here == null || !here.running
+          const gone = here == null || here.name !== container || !here.running
           const arrived = there != null && (!wasRunning || there.state === 'running')
           if (gone && arrived) return true
           await new Promise(resolve => setTimeout(resolve, 250))
         }
         return false
       },
-      sleep: async (ms, signal) => { await new Promise<void>((resolve) => { const t = setTimeout(resolve, ms); signal.addEventListener('abort', () => { clearTimeout(t); resolve() }, { once: true }) }) },
+      locate: (container, wasRunning) => this.#c.gossip.view.peers()
+        .find(p => (p.status === 'alive' || p.status === 'suspect') && p.state.containers.some(c => c.name === container && (!wasRunning || c.state === 'running')))?.peerId,
+      sleep: async (ms, signal) => {
+        await new Promise<void>((resolve) => {
+          const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }
+          const timer = setTimeout(done, ms)
+          signal.addEventListener('abort', done, { once: true })
+        })
+      },
       now: () => Date.now()
     }
-    const signal = options.signal != null ? AbortSignal.any([options.signal, this.#shutdown.signal]) : this.#shutdown.signal
     const report = await drain(me, ops, this.#policy, { deadline: options.deadline, signal, onProgress: options.onProgress })
     await this.#c.audit.append('drain.finished', { actor: options.actor, details: { done: report.done, moved: report.moved, stayed: report.stayed } })
     return report
