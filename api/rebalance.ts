@@ -4,8 +4,9 @@
  *
  * `POST /v1/mesh/drain` answers at once with a stream of JSON lines
  * (`application/x-ndjson`), one `{type: "progress", report}` per container
- * that lands at a peer and a last `{type: "report", report}`; the agent
- * leaves right after that line. A client that goes away does not stop the
+ * that lands at a peer and a last `{type: "report", report}` (an empty line
+ * every 15 s in between); the agent leaves right after that line. A node
+ * that drains already answers 409. A client that goes away does not stop the
  * drain: the report is also in the audit log (`drain.finished`).
  *
  * @example
@@ -18,10 +19,12 @@ import { Hono, type MiddlewareHandler } from 'hono'
 import { parseDuration } from '../node/audit/time.ts'
 import { errorMessage } from '../node/logger.ts'
 import { DrainBody } from './schemas.ts'
+import { ApiError } from './problem.ts'
 import type { Agent } from '../node/agent.ts'
 
 export const NDJSON = 'application/x-ndjson'
 export const DEFAULT_DRAIN_DEADLINE = '15m'
+const KEEPALIVE_MS = 15_000
 
 export type RebalanceAgent = Pick<Agent, 'drainAndLeave'> & {
   rebalancer: Pick<Agent['rebalancer'], 'preview' | 'step' | 'pause' | 'resume' | 'status'>
@@ -48,6 +51,7 @@ export function rebalanceRoutes (init: RebalanceRoutesInit): Hono {
     .post('/rebalance/resume', async (c) => c.json(await agent.rebalancer.resume(init.actorOf(c))))
     .post('/mesh/drain', async (c) => {
       const body = await init.readBody(DrainBody, c.req)
+      if (agent.rebalancer.status().draining) throw new ApiError(409, 'GOTO_ERR_DRAINING', 'this node is draining already')
       const deadline = Date.now() + parseDuration(body.deadline ?? DEFAULT_DRAIN_DEADLINE, 'deadline')
       const encoder = new TextEncoder()
       let controller: ReadableStreamDefaultController<Uint8Array> | undefined
@@ -60,14 +64,21 @@ export function rebalanceRoutes (init: RebalanceRoutesInit): Hono {
           open = false
         }
       }
+      // an empty line every 15 s: a client (fetch) drops a body silent for 5 minutes, and one move can take longer
+      const keepAlive = setInterval(() => {
+        if (!open) return
+        try { controller?.enqueue(encoder.encode('\n')) } catch { open = false }
+      }, KEEPALIVE_MS)
+      keepAlive.unref()
       const close = (): void => {
+        clearInterval(keepAlive)
         if (!open) return
         open = false
         try { controller?.close() } catch {}
       }
       const stream = new ReadableStream<Uint8Array>({
         start (ctl) { controller = ctl },
-        cancel () { open = false }
+        cancel () { open = false; clearInterval(keepAlive) }
       })
       write({ type: 'started', deadline: new Date(deadline).toISOString() })
       void agent.drainAndLeave({

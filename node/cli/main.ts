@@ -226,11 +226,12 @@ ${CLIENT_HELP}`,
         if (l.type === 'error') throw new CommandFailed(l.code ?? 'GOTO_ERR_DRAIN', l.detail ?? 'the drain failed')
         if (l.type === 'started' && values.json !== true) print(`draining until ${l.deadline ?? ''}; the node takes no new work`)
         if (l.report == null) continue
-        report = l.report
         if (values.json !== true) {
-          for (const m of report.moved.slice(shown)) print(`moved  ${m.container} -> ${m.targetName}${m.migration != null ? ` (migration ${m.migration})` : ''}`)
+          for (const m of l.report.moved.slice(shown)) print(`moved  ${m.container} -> ${m.targetName}${m.migration != null ? ` (migration ${m.migration})` : ''}`)
         }
-        shown = report.moved.length
+        shown = l.report.moved.length
+        // only the last line is the report; the ones before say what landed so far
+        if (l.type === 'report') report = l.report
       }
       if (report == null) throw new CommandFailed('GOTO_ERR_AGENT_UNREACHABLE', 'the drain ended without a report; "goto-node show-log" holds its drain.finished entry')
       if (values.json !== true) {

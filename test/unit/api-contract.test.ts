@@ -250,6 +250,19 @@ describe('HTTP API contract', () => {
     assert.deepEqual([...alias.keys()], [...families.keys()])
   })
 
+  it('streams a drain as JSON lines ending in the report, and answers 409 to a second drain', async () => {
+    const { agent, call } = harness()
+    const res = await call('POST', '/v1/mesh/drain', { body: JSON.stringify({ deadline: '2m' }) })
+    assert.equal(res.headers.get('content-type'), 'application/x-ndjson')
+    const lines = (await res.text()).split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { type: string, report?: { done: boolean } })
+    assert.deepEqual(lines.map(l => l.type), ['started', 'progress', 'report'])
+    assert.equal(lines.at(-1)?.report?.done, true)
+    assert.equal(agent.left, 1)
+    const again = await call('POST', '/v1/mesh/drain', { body: '{}' })
+    assert.equal(again.status, 409)
+    assert.equal((await again.json() as { code: string }).code, 'GOTO_ERR_DRAINING')
+  })
+
   it('pages the log with next', async () => {
     const { call } = harness()
     const first = await (await call('GET', '/v1/log', { path: '/v1/log?limit=2' })).json() as { entries: unknown[], next?: number }

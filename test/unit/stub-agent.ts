@@ -45,6 +45,7 @@ export type StubAgent = ApiAgent & {
   acts: string[]
   left: number
   paused: boolean
+  draining: boolean
   view: TypedEventEmitter<MeshViewEvents>
   events: TypedEventEmitter<MigrationsEvents>
 }
@@ -110,7 +111,7 @@ export function stubAgent (): StubAgent {
     migrations,
     gossip: { view },
     rebalancer: {
-      status: () => ({ enabled: true, paused: stub.paused, draining: false }),
+      status: () => ({ enabled: true, paused: stub.paused, draining: stub.draining }),
       preview: async () => ({
         node: 'stub',
         status: { enabled: true, paused: stub.paused, draining: false },
@@ -126,7 +127,9 @@ export function stubAgent (): StubAgent {
       resume: async () => { stub.paused = false; return stub.rebalancer.status() }
     },
     paused: false,
+    draining: false,
     drainAndLeave: async (options) => {
+      stub.draining = true
       const report = { done: true, moved: [{ container: 'web-1', target: '12D3KooWOther', targetName: 'other' }], stayed: [], startedAt: 0, endedAt: 1 }
       options.onProgress?.(report, false)
       options.onProgress?.(report, true)
