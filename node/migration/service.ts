@@ -124,6 +124,8 @@ export interface MigrationsEvents {
 }
 
 const PHASE_TIMEOUT_MS = 10 * 60_000
+/** The longest an offer's admission checks may take (they call the engine, under the admission lock). */
+const ADMISSION_TIMEOUT_MS = 30_000
 
 /**
  * The most a source may announce for an offer of `offered` bytes: a pre-copy
@@ -379,7 +381,6 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
         spec,
         diskBytes: record.bytes.total,
         memoryBytes: Number(spec.hostConfig.Memory ?? 0) || Number(spec.hostConfig.MemoryReservation ?? 0) || 0,
-        cpus: resourcesOf(spec.hostConfig).cpu,
         consistency: record.consistency,
         dryRun: record.dryRun,
         ...(record.purpose != null ? { purpose: record.purpose } : {})
@@ -798,7 +799,11 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     let verdict
     let record: MigrationRecord | undefined
     try {
-      verdict = await this.#check(remote, offer, text, signature)
+      // bounded: a hung engine call must not hold every later admission behind this one
+      verdict = await Promise.race([
+        this.#check(remote, offer, text, signature),
+        new Promise<{ code: RefusalCode, reason: string }>(resolve => { setTimeout(resolve, ADMISSION_TIMEOUT_MS, refusal('INTERNAL', `admission took over ${ADMISSION_TIMEOUT_MS / 1000} s; try again`)).unref() })
+      ])
       if (verdict == null && !offer.dryRun) record = await this.#register(remote, offer)
     } finally {
       release()
@@ -887,7 +892,8 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
     const spec = offer.spec as ContainerSpec
     const violation = checkPolicy(spec, policyFor(this.#init.policy ?? {}, remote))
     if (violation != null) return refusal(violation.code, violation.reason)
-    if (await runtime.inspect(spec.name) != null) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
+    // by name only: the engine also resolves a name like "f15" as the prefix of another container's id
+    if ((await runtime.inspect(spec.name))?.name === spec.name) return refusal('NAME_TAKEN', `a container named "${spec.name}" exists on this node`)
     const stale = await this.#staleRollbackPoint(spec)
     for (const m of spec.mounts.filter(m => m.type === 'volume')) {
       if (await runtime.volumeExists(m.source) && stale?.spec?.mounts.some(v => v.type === 'volume' && v.source === m.source) !== true) {

@@ -54,8 +54,6 @@ export const OfferPayloadSchema = z.strictObject({
   diskBytes: count,
   /** Memory the container asks for (its limit or reservation), 0 when unbounded. */
   memoryBytes: count,
-  /** CPUs the container is limited to, 0 when unbounded. */
-  cpus: z.number().finite().min(0).max(4096).optional(),
   consistency: z.enum(['freeze', 'stop']),
   dryRun: z.boolean(),
   /** Who wants the move: a person (`manual`), the mesh evening its load, or a node draining. @default 'manual' */
