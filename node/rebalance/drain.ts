@@ -104,6 +104,9 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
         failed.delete(name)
         claim(name, ops.nodes().find(n => n.id === at), at, f.migration)
         progress = true
+      } else if (ops.locate(name, false) != null) {
+        // at a peer, not started yet: wait for it as for any slow start
+        f.missingSince = ops.now()
       } else if (ops.now() - (f.missingSince ??= ops.now()) >= graceMs) {
         failed.delete(name)
         unaccounted.set(name, 'left this node after a failed move, and no peer shows it')

@@ -286,6 +286,25 @@ describe('rebalance: drain', () => {
     assert.match(report.stayed.find(s => s.container === 'w1')?.reason ?? '', /not seen at/)
   })
 
+  it('a container that leaves after a failed try and shows up nowhere is reported after a grace, not waited on till the deadline', async () => {
+    let now = 0
+    const here = new Set(['gone'])
+    const ops: DrainOps = {
+      containers: async () => [...here].map(n => box(n, GiB)),
+      nodes: () => [{ ...node('d', []), eligible: false }, node('p', [])],
+      // refused, and meanwhile someone removes it by hand
+      migrate: async (name) => { now += 1000; here.delete(name); return { ok: false, code: 'TARGET_BUSY', message: 'busy' } },
+      landed: async () => false,
+      locate: () => undefined,
+      sleep: async (ms) => { now += ms },
+      now: () => now
+    }
+    const report = await drain('d', ops, policy, { deadline: 3_600_000, retryMs: 1000 })
+    assert.equal(report.done, false)
+    assert.deepEqual(report.stayed, [{ container: 'gone', reason: 'left this node after a failed move, and no peer shows it' }])
+    assert.ok(report.endedAt < 60_000, `ended at ${report.endedAt}`)
+  })
+
   it('placeFor picks the peer that ends least loaded, and says to wait when every one with room is busy', () => {
     const nodes = [node('d', [box('w', GiB)]), node('p1', [box('x', 3 * GiB)]), node('p2', [box('y', 1 * GiB)])]
     const place = placeFor(box('w', GiB), 'd', nodes, policy)
