@@ -174,6 +174,8 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
   const last = await ops.containers().catch(() => here)
   settleFailed(last, 0)
   const left = new Set(last.map(c => c.name))
+  // gone from here after a failed try, at a peer but not running there by the deadline: neither moved nor here
+  for (const name of failed.keys()) if (!left.has(name)) unaccounted.set(name, 'left this node after a failed move; a peer holds it but it was not running there before the deadline')
   for (const name of left) if (!stayed.has(name) && !report.moved.some(m => m.container === name)) stayed.set(name, 'the deadline passed before it moved')
   for (const name of [...stayed.keys()]) if (!left.has(name) && !unconfirmed.has(name)) stayed.delete(name)
   return finish(true)

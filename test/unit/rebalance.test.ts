@@ -305,6 +305,25 @@ describe('rebalance: drain', () => {
     assert.ok(report.endedAt < 60_000, `ended at ${report.endedAt}`)
   })
 
+  it('a container that left after a failed try and never starts at the peer holding it is in the report at the deadline', async () => {
+    let now = 0
+    const here = new Set(['stuck'])
+    const ops: DrainOps = {
+      containers: async () => [...here].map(n => box(n, GiB)),
+      nodes: () => [{ ...node('d', []), eligible: false }, node('p', [])],
+      // the answer is lost after the commit, and the copy at p never starts
+      migrate: async (name) => { now += 1000; here.delete(name); return { ok: false, code: 'GOTO_ERR_PEER_UNREACHABLE', message: 'lost' } },
+      landed: async () => false,
+      locate: (_name, running) => running ? undefined : 'p',
+      sleep: async (ms) => { now += ms },
+      now: () => now
+    }
+    const report = await drain('d', ops, policy, { deadline: 120_000, retryMs: 1000 })
+    assert.equal(report.done, false)
+    assert.deepEqual(report.moved, [])
+    assert.match(report.stayed.find(s => s.container === 'stuck')?.reason ?? '', /a peer holds it but it was not running there/)
+  })
+
   it('placeFor picks the peer that ends least loaded, and says to wait when every one with room is busy', () => {
     const nodes = [node('d', [box('w', GiB)]), node('p1', [box('x', 3 * GiB)]), node('p2', [box('y', 1 * GiB)])]
     const place = placeFor(box('w', GiB), 'd', nodes, policy)
