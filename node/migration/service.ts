@@ -73,6 +73,17 @@ export interface InFlight {
   memInFlight: number
 }
 
+/** The moves in flight among journal records: not final, not dry runs. */
+export function inFlightOf (records: MigrationRecord[]): InFlight {
+  const pending = records.filter(r => !r.dryRun && !isFinal(r.phase))
+  const incoming = pending.filter(r => r.role === 'target')
+  return {
+    incoming: incoming.length,
+    outgoing: pending.filter(r => r.role === 'source').length,
+    memInFlight: incoming.reduce((sum, r) => sum + resourcesOf(r.spec?.hostConfig ?? {}).mem, 0)
+  }
+}
+
 /** A check the owner of the node adds to admission (the rebalancer's); undefined admits. */
 export type AdmissionHook = (offer: OfferPayload, inFlight: InFlight) => Promise<{ code: RefusalCode, reason: string } | undefined>
 
@@ -834,13 +845,7 @@ export class Migrations extends TypedEventEmitter<MigrationsEvents> {
 
   /** Moves in flight from and to this node, from the journal. */
   async inFlight (): Promise<InFlight> {
-    const pending = (await this.#c.journal.pending()).filter(r => !r.dryRun)
-    const incoming = pending.filter(r => r.role === 'target')
-    return {
-      incoming: incoming.length,
-      outgoing: pending.filter(r => r.role === 'source').length,
-      memInFlight: incoming.reduce((sum, r) => sum + resourcesOf(r.spec?.hostConfig ?? {}).mem, 0)
-    }
+    return inFlightOf(await this.#c.journal.pending())
   }
 
   /** An admitted offer, journalled with its token. */

@@ -27,7 +27,7 @@ import { isFinal, REFUSAL_CODES, type OfferPayload, type RefusalCode } from '../
 import type { AuditLog } from '../audit/log.ts'
 import type { Gossip } from '../mesh/gossip.ts'
 import type { Journal, MigrationRecord } from '../migration/journal.ts'
-import type { InFlight, Migrations } from '../migration/service.ts'
+import { inFlightOf, type InFlight, type Migrations } from '../migration/service.ts'
 import type { ContainerRuntime } from '../runtime/runtime.ts'
 import type { Level } from 'level'
 
@@ -120,6 +120,35 @@ function nodeOf (state: NodeState, capacity: Capacity, eligible: boolean): NodeV
   }
 }
 
+type Arrivals = Map<string, { at: number, from: string }>
+
+/** From the journal: when each container here arrived and from where, and when this node last sent or took a rebalance move. */
+function historyOf (records: MigrationRecord[]): { arrivals: Arrivals, lastMoveAt?: number } {
+  const arrivals: Arrivals = new Map()
+  let lastMoveAt: number | undefined
+  for (const r of records) {
+    if (r.dryRun) continue
+    // when it landed (or committed), not updatedAt, which a later prune of its rollback point moves
+    const landed = r.phases.find(p => p.phase === 'activated') ?? r.phases.find(p => p.phase === 'committed')
+    const at = Date.parse(landed?.at ?? r.updatedAt)
+    if (r.role === 'target' && r.phase === 'activated') {
+      const known = arrivals.get(r.name)
+      if (known == null || known.at < at) arrivals.set(r.name, { at, from: r.source })
+    }
+    if (r.purpose === 'rebalance' && (r.phase === 'activated' || r.phase === 'committed')) lastMoveAt = Math.max(lastMoveAt ?? 0, at)
+  }
+  return { arrivals, lastMoveAt }
+}
+
+/** The node with its containers' arrival times and origins set. */
+function withArrivals (n: NodeView, arrivals: Arrivals): NodeView {
+  for (const c of n.containers) {
+    const arrived = arrivals.get(c.name)
+    if (arrived != null) { c.arrivedAt = arrived.at; c.cameFrom = arrived.from }
+  }
+  return n
+}
+
 function round3 (x: number): number {
   return Math.round(x * 1000) / 1000
 }
@@ -140,7 +169,6 @@ export class Rebalancer {
   readonly #exclude = new Map<string, number>()
   #running = false
   #announceTimer: NodeJS.Timeout | undefined
-  #lastFlight = ''
   /** The kind of the last hold written to the log while this node wanted to shed load. */
   #loggedHold: string | undefined
   /** The phase last seen of each migration not yet final. */
@@ -187,19 +215,23 @@ export class Rebalancer {
 
   /** What the gossip adds to this node's capacity: what it offers and has in flight. */
   async capacityExtra (host: Capacity): Promise<Partial<Capacity>> {
-    const flight = await this.#c.migrations.inFlight().catch((): InFlight => ({ incoming: 0, outgoing: 0, memInFlight: 0 }))
-    const { nodes, lastMoveAt } = await this.#nodesWithHistory().catch(() => ({ nodes: [] as NodeView[], lastMoveAt: undefined }))
-    const offers = this.#c.runtime.description !== 'none'
-    const self = nodes[0]
+    // one read of the journal for both what is in flight and when this node last moved, on every heartbeat
+    const records = await this.#c.journal.all().catch((): MigrationRecord[] => [])
+    const { arrivals, lastMoveAt } = historyOf(records)
     // a node that makes no moves of its own (off, paused, draining) has nothing to shed, as far as its peers should wait for it
     const shedding = this.#policy.enabled && !this.#paused && !this.#draining
     return {
-      memAlloc: offers ? this.#policy.capacity.memoryBytes ?? host.memTotal : 0,
+      memAlloc: this.#memAlloc(host.memTotal),
       maxContainers: this.#policy.capacity.containers,
-      ...flight,
+      ...inFlightOf(records),
       ...(lastMoveAt != null ? { lastMoveAt } : {}),
-      ...(self != null ? { sheddable: shedding ? sheddableCount(self, this.#policy, Date.now()) : 0 } : {})
+      sheddable: shedding ? sheddableCount(withArrivals(this.#self(), arrivals), this.#policy, Date.now()) : 0
     }
+  }
+
+  /** What this node offers to containers' reservations: the configured memory, else the host's; none without a runtime. */
+  #memAlloc (memTotal: number): number {
+    return this.#c.runtime.description === 'none' ? 0 : this.#policy.capacity.memoryBytes ?? memTotal
   }
 
   /** A migration changed phase: tell the mesh at once when what is in flight changed. */
@@ -212,14 +244,7 @@ export class Rebalancer {
     if (isFinal(record.phase)) this.#phases.delete(key)
     else this.#phases.set(key, record.phase)
     clearTimeout(this.#announceTimer)
-    this.#announceTimer = setTimeout(() => {
-      void (async () => {
-        const flight = JSON.stringify(await this.#c.migrations.inFlight())
-        if (flight === this.#lastFlight) return
-        this.#lastFlight = flight
-        await this.#c.gossip.announce()
-      })().catch(() => {})
-    }, 20)
+    this.#announceTimer = setTimeout(() => { void this.#c.gossip.announce().catch(() => {}) }, 20)
   }
 
   status (): RebalanceStatus {
@@ -246,41 +271,22 @@ export class Rebalancer {
     return this.status()
   }
 
-  /** When each container here arrived and from where, and when this node last sent or took a rebalance move. */
-  async #history (): Promise<{ arrivals: Map<string, { at: number, from: string }>, lastMoveAt?: number }> {
-    const arrivals = new Map<string, { at: number, from: string }>()
-    let lastMoveAt: number | undefined
-    for (const r of await this.#c.journal.all()) {
-      if (r.dryRun) continue
-      // when it landed (or committed), not updatedAt, which a later prune of its rollback point moves
-      const landed = r.phases.find(p => p.phase === 'activated') ?? r.phases.find(p => p.phase === 'committed')
-      const at = Date.parse(landed?.at ?? r.updatedAt)
-      if (r.role === 'target' && r.phase === 'activated') {
-        const known = arrivals.get(r.name)
-        if (known == null || known.at < at) arrivals.set(r.name, { at, from: r.source })
-      }
-      if (r.purpose === 'rebalance' && (r.phase === 'activated' || r.phase === 'committed')) lastMoveAt = Math.max(lastMoveAt ?? 0, at)
-    }
-    return { arrivals, lastMoveAt }
+  /** This node as the decision sees it. */
+  #self (): NodeView {
+    const local = this.#c.gossip.localState()
+    return nodeOf(local, local.capacity, local.state === 'active')
   }
 
   /** The mesh as this node sees it now: itself first, then every peer it holds a state of. */
   nodes (): NodeView[] {
-    const local = this.#c.gossip.localState()
-    const self = nodeOf(local, local.capacity, local.state === 'active')
     const peers = this.#c.gossip.view.peers().map(p => nodeOf(p.state, p.capacity, p.status === 'alive' && p.nodeStatus === 'active'))
-    return [self, ...peers]
+    return [this.#self(), ...peers]
   }
 
   async #nodesWithHistory (): Promise<{ nodes: NodeView[], lastMoveAt?: number }> {
-    const nodes = this.nodes()
-    const { arrivals, lastMoveAt } = await this.#history()
-    const self = nodes[0] as NodeView
-    for (const c of self.containers) {
-      const arrived = arrivals.get(c.name)
-      if (arrived != null) { c.arrivedAt = arrived.at; c.cameFrom = arrived.from }
-    }
-    return { nodes, lastMoveAt }
+    const [self, ...peers] = this.nodes()
+    const { arrivals, lastMoveAt } = historyOf(await this.#c.journal.all())
+    return { nodes: [withArrivals(self as NodeView, arrivals), ...peers], lastMoveAt }
   }
 
   #excluded (now: number): Set<string> {
@@ -432,7 +438,7 @@ export class Rebalancer {
     const now = Date.now()
     const { nodes, lastMoveAt } = await this.#nodesWithHistory()
     const self = { ...nodes[0] as NodeView, ...flight }
-    self.memAlloc = this.#policy.capacity.memoryBytes ?? self.memTotal
+    self.memAlloc = this.#memAlloc(self.memTotal)
     const spec = offer.spec as { name: string, hostConfig: Record<string, unknown> }
     const { mem, cpu } = resourcesOf(spec.hostConfig)
     return admit(self, [self, ...nodes.slice(1)], { name: spec.name, mem, cpu, bytes: offer.diskBytes, purpose }, this.#policy, now, lastMoveAt)
