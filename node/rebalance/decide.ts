@@ -254,7 +254,17 @@ export function autoMovable (c: ContainerView, policy: RebalancePolicy): boolean
 
 /** How many of a node's running containers its rules let move now (movable, out of their cooldown). */
 export function sheddableCount (n: NodeView, policy: RebalancePolicy, now: number): number {
-  return n.containers.filter(c => c.running && autoMovable(c, policy) && (c.arrivedAt == null || now - c.arrivedAt >= policy.containerCooldownMs)).length
+  return n.containers.filter(c => c.running && autoMovable(c, policy) && !coolingDown(c, policy, now)).length
+}
+
+/** Whether a container arrived too lately to move again. */
+function coolingDown (c: ContainerView, policy: RebalancePolicy, now: number): boolean {
+  return c.arrivedAt != null && now - c.arrivedAt < policy.containerCooldownMs
+}
+
+/** Whether a node counts in the mesh's mean and may take containers: active, offering memory, its figures possible. */
+function counted (n: NodeView): boolean {
+  return n.eligible && n.memAlloc > 0 && plausible(n)
 }
 
 /** Why a container cannot arrive on a node now, or undefined when it fits. */
@@ -289,7 +299,7 @@ function round (x: number): string {
  */
 export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy, now: number, options: PlanOptions = {}): Plan {
   const w = policy.weights
-  const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0 && plausible(n))
+  const eligible = nodes.filter(counted)
   const loads: Record<string, number> = Object.fromEntries(eligible.map(n => [n.id, loadOf(n, w)]))
   const mu = mean(Object.values(loads))
   const band: [number, number] = [mu - policy.low, Math.min(mu + policy.high, policy.ceiling)]
@@ -304,8 +314,9 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
     if (!c.running) continue
     if (!autoMovable(c, policy)) {
       skipped.push({ container: c.name, reason: c.labels[PINNED_LABEL] === 'true' ? 'pinned' : `not labelled ${MOVABLE_LABEL}=true` })
-    } else if (c.arrivedAt != null && now - c.arrivedAt < policy.containerCooldownMs) {
-      skipped.push({ container: c.name, reason: `arrived ${Math.round((now - c.arrivedAt) / 1000)} s ago; its cooldown is ${Math.round(policy.containerCooldownMs / 1000)} s` })
+    } else if (coolingDown(c, policy, now)) {
+      const arrivedAt = c.arrivedAt as number
+      skipped.push({ container: c.name, reason: `arrived ${Math.round((now - arrivedAt) / 1000)} s ago; its cooldown is ${Math.round(policy.containerCooldownMs / 1000)} s` })
     } else {
       movable.push(c)
     }
@@ -411,14 +422,13 @@ export function admit (self: NodeView, nodes: NodeView[], offered: Offered, poli
   if (offered.purpose === 'rebalance' && lastMoveAt != null && now - lastMoveAt < policy.nodeCooldownMs) {
     return { code: 'TARGET_BUSY', reason: `${self.name} took or sent a move ${Math.round((now - lastMoveAt) / 1000)} s ago` }
   }
-  const running = self.containers.filter(x => x.running)
-  const reserved = running.reduce((s, x) => s + x.mem, 0) + self.memInFlight
+  const { reserved, running } = occupancy(self)
   if (reserved + c.mem > self.memAlloc) return { code: 'INSUFFICIENT_MEMORY', reason: `${self.name} has ${Math.max(0, self.memAlloc - reserved)} bytes of memory left to reserve, the container asks ${c.mem}` }
   if (offered.purpose === 'manual') return undefined
-  if (running.length + 1 > self.maxContainers) return { code: 'OVERLOADED', reason: `${self.name} runs ${running.length} containers, its most` }
+  if (running + 1 > self.maxContainers) return { code: 'OVERLOADED', reason: `${self.name} runs ${running} containers, its most` }
   if (offered.purpose === 'rebalance') {
     const w = policy.weights
-    const eligible = nodes.filter(n => n.eligible && n.memAlloc > 0 && plausible(n))
+    const eligible = nodes.filter(counted)
     const mu = mean(eligible.map(n => loadOf(n, w)))
     const after = loadWith(self, c, 1, w)
     const limit = Math.min(mu + policy.high, policy.ceiling)
@@ -438,7 +448,7 @@ export function placeFor (c: ContainerView, selfId: string, nodes: NodeView[], p
   const reasons: string[] = []
   const options: Array<{ target: NodeView, after: number }> = []
   for (const n of nodes) {
-    if (n.id === selfId || !n.eligible || n.memAlloc <= 0 || !plausible(n)) continue
+    if (n.id === selfId || !counted(n)) continue
     if (exclude.has(`${c.name}→${n.id}`)) { reasons.push(`${n.name} refused it`); continue }
     const full = fits(n, c)
     if (full != null) { reasons.push(full); continue }
