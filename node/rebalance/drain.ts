@@ -13,9 +13,6 @@
  */
 import { placeFor, PINNED_LABEL, type ContainerView, type NodeView, type RebalancePolicy } from './decide.ts'
 
-/** Refusals worth waiting out rather than ruling the target out. */
-const TRANSIENT = new Set(['TARGET_BUSY', 'RATE_LIMITED', 'GOTO_ERR_TARGET_UNAVAILABLE', 'GOTO_ERR_PEER_UNREACHABLE', 'GOTO_ERR_MIGRATION_IN_PROGRESS'])
-
 export interface DrainOutcome {
   ok: boolean
   /** The migration's id, when one was planned. */
@@ -154,13 +151,14 @@ export async function drain (selfId: string, ops: DrainOps, policy: RebalancePol
         continue
       }
       failed.set(c.name, { migration: outcome.id, running: c.running })
-      // a refusal by code rules the target out for this container at once; a busy target is waited
-      // for; any other failure (an unreachable peer too) rules it out after two
+      // a refusal by code (but a rate limit) rules the target out for this container at once; a busy
+      // target is waited for; any other failure (an unreachable peer too) rules it out after two
       const pair = `${c.name}→${target.id}`
       const code = outcome.code ?? 'error'
       const count = (failures.get(pair) ?? 0) + 1
       failures.set(pair, count)
-      if (code !== 'TARGET_BUSY' && ((!TRANSIENT.has(code) && !code.startsWith('GOTO_ERR_')) || count >= 2)) exclude.add(pair)
+      const refused = !code.startsWith('GOTO_ERR_') && code !== 'RATE_LIMITED'
+      if (code !== 'TARGET_BUSY' && (refused || count >= 2)) exclude.add(pair)
       stayed.set(c.name, `${target.name}: ${code}${outcome.message != null ? ` (${outcome.message})` : ''}`)
       again = true
     }

@@ -408,8 +408,7 @@ export class Rebalancer {
     try {
       const record = await this.#c.migrations.finished(id)
       if (record.phase === 'activated') return
-      const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
-      const refused = code.replace(/^GOTO_ERR_/, '')
+      const refused = failureCode(record)
       this.#exclude.set(`${container}→${target}`, Date.now() + this.#excludeMs())
       if (refused === 'TARGET_BUSY') {
         // busy for any container of ours: leave it out for all of them for a node cooldown
@@ -483,9 +482,7 @@ export class Rebalancer {
         try {
           const record = await this.#c.migrations.migrate({ container, target, purpose: 'drain', actor: options.actor ?? 'drain' })
           if (record.phase === 'activated') return { ok: true, id: record.id }
-          const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
-          const refusal = code.replace(/^GOTO_ERR_/, '')
-          return { ok: false, id: record.id, code: REFUSALS.has(refusal) ? refusal : code, message: record.error?.message }
+          return { ok: false, id: record.id, code: failureCode(record), message: record.error?.message }
         } catch (err) {
           return { ok: false, code: (err as { code?: string }).code ?? 'GOTO_ERR_MIGRATION_FAILED', message: errorMessage(err) }
         }
@@ -520,8 +517,15 @@ export class Rebalancer {
   }
 }
 
-/** A target's refusal codes, as the drain loop tells them from failures. */
+/** A target's refusal codes, told apart from other failures. */
 const REFUSALS = new Set<string>(REFUSAL_CODES)
+
+/** Why a migration ended without activating: the target's refusal code (`TARGET_BUSY`), else the error's `GOTO_ERR_…` code. */
+function failureCode (record: MigrationRecord): string {
+  const code = record.error?.code ?? 'GOTO_ERR_MIGRATION_FAILED'
+  const refusal = code.replace(/^GOTO_ERR_/, '')
+  return REFUSALS.has(refusal) ? refusal : code
+}
 
 export function rebalancer (init: RebalancerInit): (components: RebalancerComponents) => Rebalancer {
   return (components) => new Rebalancer(components, init)
