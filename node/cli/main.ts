@@ -22,6 +22,7 @@ import { ago, bytes, table } from './output.ts'
 import { parseRate } from '../chunks/bandwidth.ts'
 import type { DecisionRecord, PlanReport, RebalanceStatus } from '../rebalance/service.ts'
 import type { DrainReport } from '../rebalance/drain.ts'
+import { DrainBody } from '../../api/schemas.ts'
 
 type Options = NonNullable<ParseArgsConfig['options']>
 type Values = Record<string, string | boolean | string[] | undefined>
@@ -217,7 +218,8 @@ ${CLIENT_HELP}`,
         return 0
       }
       const deadline = str(values.deadline)
-      if (deadline != null && !/^\d+(\.\d+)?(ms|s|m|h|d)$/.test(deadline)) throw new UsageError(`--deadline "${deadline}" is not a span like 90s, 15m or 1h`)
+      // the API's own schema, so the two never disagree on what a span is
+      if (!DrainBody.safeParse({ deadline }).success) throw new UsageError(`--deadline "${deadline}" is not a span like 90s, 15m or 1h`)
       let report: DrainReport | undefined
       let shown = 0
       for await (const line of c.lines('/v1/mesh/drain', deadline != null ? { deadline } : {})) {
