@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { admit, DEFAULT_POLICY, loadOf, plan, placeFor, type ContainerView, type NodeView, type RebalancePolicy } from '../../node/rebalance/decide.ts'
-import { drain, type DrainOps } from '../../node/rebalance/drain.ts'
+import { drain, type DrainOps, type DrainOutcome } from '../../node/rebalance/drain.ts'
 import { resolveConfig } from '../../node/config.ts'
 
 const GiB = 1024 ** 3
@@ -286,19 +286,24 @@ describe('rebalance: drain', () => {
     assert.match(report.stayed.find(s => s.container === 'w1')?.reason ?? '', /not seen at/)
   })
 
-  it('a container that leaves after a failed try and shows up nowhere is reported after a grace, not waited on till the deadline', async () => {
+  /** One container on the drained node 'd' and one peer 'p': every try fails with `outcome` and the container leaves 'd' all the same. */
+  function leavesAfterFailure (name: string, outcome: DrainOutcome, locate: DrainOps['locate']): DrainOps {
     let now = 0
-    const here = new Set(['gone'])
-    const ops: DrainOps = {
+    const here = new Set([name])
+    return {
       containers: async () => [...here].map(n => box(n, GiB)),
       nodes: () => [{ ...node('d', []), eligible: false }, node('p', [])],
-      // refused, and meanwhile someone removes it by hand
-      migrate: async (name) => { now += 1000; here.delete(name); return { ok: false, code: 'TARGET_BUSY', message: 'busy' } },
+      migrate: async (n) => { now += 1000; here.delete(n); return outcome },
       landed: async () => false,
-      locate: () => undefined,
+      locate,
       sleep: async (ms) => { now += ms },
       now: () => now
     }
+  }
+
+  it('a container that leaves after a failed try and shows up nowhere is reported after a grace, not waited on till the deadline', async () => {
+    // refused, and meanwhile someone removes it by hand
+    const ops = leavesAfterFailure('gone', { ok: false, code: 'TARGET_BUSY', message: 'busy' }, () => undefined)
     const report = await drain('d', ops, policy, { deadline: 3_600_000, retryMs: 1000 })
     assert.equal(report.done, false)
     assert.deepEqual(report.stayed, [{ container: 'gone', reason: 'left this node after a failed move, and no peer shows it' }])
@@ -306,18 +311,8 @@ describe('rebalance: drain', () => {
   })
 
   it('a container that left after a failed try and never starts at the peer holding it is in the report at the deadline', async () => {
-    let now = 0
-    const here = new Set(['stuck'])
-    const ops: DrainOps = {
-      containers: async () => [...here].map(n => box(n, GiB)),
-      nodes: () => [{ ...node('d', []), eligible: false }, node('p', [])],
-      // the answer is lost after the commit, and the copy at p never starts
-      migrate: async (name) => { now += 1000; here.delete(name); return { ok: false, code: 'GOTO_ERR_PEER_UNREACHABLE', message: 'lost' } },
-      landed: async () => false,
-      locate: (_name, running) => running ? undefined : 'p',
-      sleep: async (ms) => { now += ms },
-      now: () => now
-    }
+    // the answer is lost after the commit, and the copy at p never starts
+    const ops = leavesAfterFailure('stuck', { ok: false, code: 'GOTO_ERR_PEER_UNREACHABLE', message: 'lost' }, (_name, running) => running ? undefined : 'p')
     const report = await drain('d', ops, policy, { deadline: 120_000, retryMs: 1000 })
     assert.equal(report.done, false)
     assert.deepEqual(report.moved, [])
