@@ -216,8 +216,7 @@ function weighted (v: Record<Dimension, number>, w: Weights): number {
  * (4× leaves room for a capacity lowered under what runs); a load average can
  * run well past the CPUs, so it gets more.
  */
-export function plausible (n: NodeView): boolean {
-  const d = dimensions(n)
+export function plausible (n: NodeView, d: Record<Dimension, number> = dimensions(n)): boolean {
   return Number.isFinite(n.memAlloc) && DIMENSIONS.every(k => Number.isFinite(d[k]) && d[k] >= 0) &&
     d.memReserved <= 4 && d.memUsed <= 4 && d.disk <= 4 && d.containers <= 4 && d.cpu <= 64
 }
@@ -299,8 +298,18 @@ function round (x: number): string {
  */
 export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy, now: number, options: PlanOptions = {}): Plan {
   const w = policy.weights
-  const eligible = nodes.filter(counted)
-  const loads: Record<string, number> = Object.fromEntries(eligible.map(n => [n.id, loadOf(n, w)]))
+  // each node's dimensions once a plan: they decide whether it counts, its load, and every move's effect on it
+  const dimsOf = new Map<string, Record<Dimension, number>>()
+  const eligible: NodeView[] = []
+  const loads: Record<string, number> = {}
+  for (const n of nodes) {
+    if (!n.eligible || n.memAlloc <= 0) continue
+    const d = dimensions(n)
+    if (!plausible(n, d)) continue
+    dimsOf.set(n.id, d)
+    eligible.push(n)
+    loads[n.id] = weighted(d, w)
+  }
   const mu = mean(Object.values(loads))
   const band: [number, number] = [mu - policy.low, Math.min(mu + policy.high, policy.ceiling)]
   let pressure: Plan['pressure'] = 'within'
@@ -347,7 +356,6 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
   const moves: Move[] = []
   let busy = 0
   let full = 0
-  // each node's dimensions once, not once per pair: with hundreds of peers this loop is most of the cost
   // the targets left out for each container, read once from the `container→target` pairs
   const left = new Map<string, Set<string>>()
   for (const pair of options.exclude ?? []) {
@@ -356,13 +364,13 @@ export function plan (selfId: string, nodes: NodeView[], policy: RebalancePolicy
     left.set(name, (left.get(name) ?? new Set()).add(pair.slice(at + 1)))
   }
   const excluded = movable.map(c => left.get(c.name))
-  const selfDims = dimensions(self)
+  const selfDims = dimsOf.get(self.id) as Record<Dimension, number>
   const sourceAfters = movable.map(c => loadFrom(selfDims, self, c, -1, w))
   for (const t of targets) {
     // a peer taking a move, or in its node cooldown, would refuse: TARGET_BUSY
     if (t.incoming > 0 || (t.lastMoveAt != null && now - t.lastMoveAt < policy.nodeCooldownMs)) { busy++; continue }
     const before = loads[t.id] as number
-    const dims = dimensions(t)
+    const dims = dimsOf.get(t.id) as Record<Dimension, number>
     const room = occupancy(t)
     for (const [i, c] of movable.entries()) {
       if (excluded[i]?.has(t.id) === true) continue
