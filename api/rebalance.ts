@@ -56,19 +56,17 @@ export function rebalanceRoutes (init: RebalanceRoutesInit): Hono {
       const encoder = new TextEncoder()
       let controller: ReadableStreamDefaultController<Uint8Array> | undefined
       let open = true
-      const write = (line: unknown): void => {
+      const send = (text: string): void => {
         if (!open) return
         try {
-          controller?.enqueue(encoder.encode(`${JSON.stringify(line)}\n`))
+          controller?.enqueue(encoder.encode(text))
         } catch {
           open = false
         }
       }
+      const write = (line: unknown): void => { send(`${JSON.stringify(line)}\n`) }
       // an empty line every 15 s: a client (fetch) drops a body silent for 5 minutes, and one move can take longer
-      const keepAlive = setInterval(() => {
-        if (!open) return
-        try { controller?.enqueue(encoder.encode('\n')) } catch { open = false }
-      }, KEEPALIVE_MS)
+      const keepAlive = setInterval(() => { send('\n') }, KEEPALIVE_MS)
       keepAlive.unref()
       const close = (): void => {
         clearInterval(keepAlive)
